@@ -1,0 +1,62 @@
+"""Shared fixtures: paths, a tiny data.json, a tiny random model saved to disk, the embedded SmolLM2."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(REPO, "..", "shared")
+GSM8K_DIR = os.path.join(SHARED, "data", "gsm8k")
+sys.path.insert(0, REPO)
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def run_script(*args, cwd=REPO, timeout=600):
+    """Run a repo script as a user would; returns the CompletedProcess (never raises on failure)."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A small data.json: 24 train / 8 val / 6 test / 6 test_ood, 2 variables, easy ranges."""
+    import data
+
+    path = str(tmp_path_factory.mktemp("data") / "data.json")
+    data.main(["--train", "24", "--val", "8", "--test", "6", "--test-ood", "6",
+               "--coef-range", "-5", "5", "--solution-range", "-9", "9", "--out", path])
+    return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir():
+    """The embedded SmolLM2-135M-Instruct as a local safetensors directory (converted once)."""
+    import modeling
+
+    return modeling.smollm2_path()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, smollm2_dir):
+    """A randomly initialised 2-layer Llama with SmolLM2's tokenizer and chat template: seconds to train."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+    )
+    model = LlamaForCausalLM(config)
+    path = str(tmp_path_factory.mktemp("tiny-model"))
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
