@@ -96,17 +96,22 @@ def load_tokenizer(model_name):
     return tokenizer
 
 
-def load_model(model_name, adapter=None, device=None, dtype=None, merge=True):
-    """(model, tokenizer) in eval mode; with `adapter`, the LoRA is merged for fast inference."""
+def load_pretrained(model_name, **kwargs):
+    """AutoModelForCausalLM.from_pretrained for an alias, path or hub id; a model that cannot load is a UserError."""
     from transformers import AutoModelForCausalLM
 
+    try:
+        return AutoModelForCausalLM.from_pretrained(resolve_model(model_name), **kwargs)
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot load model {model_name!r}: {str(e).splitlines()[0]}") from None
+
+
+def load_model(model_name, adapter=None, device=None, dtype=None, merge=True):
+    """(model, tokenizer) in eval mode; with `adapter`, the LoRA is merged for fast inference."""
     device = device or default_device()
     dtype = parse_dtype(dtype) if isinstance(dtype, str) else dtype or default_dtype(device)
     tokenizer = load_tokenizer(model_name)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(resolve_model(model_name), dtype=dtype)
-    except (OSError, ValueError) as e:
-        raise UserError(f"cannot load model {model_name!r}: {str(e).splitlines()[0]}") from None
+    model = load_pretrained(model_name, dtype=dtype)
     if adapter:
         model = attach_adapter(model, adapter, merge=merge)
     model.to(device).eval()

@@ -1,15 +1,17 @@
-"""What sft.py and grpo.py share: run records, the JSONL training log, the NaN guard, Unsloth detection."""
+"""What sft.py and grpo.py share: model/LoRA options, loading, datasets, resume, the JSONL log, finishing a run.
 
+Unsloth patches transformers, TRL and PEFT when it is imported, so it must be imported before them. Every
+trainer imports this module before anything from the HF stack, and this module imports Unsloth first
+where it can run (a CUDA GPU and the package installed) unless `--no-unsloth` is on the command line.
+"""
+
+import dataclasses
 import importlib.util
 import json
 import math
 import os
-
-from transformers import TrainerCallback
-
-from utils import UserError, atomic_write_json, library_versions
-
-LOG_NAME = "train_log.jsonl"
+import sys
+from dataclasses import dataclass, field
 
 
 def unsloth_usable():
@@ -17,6 +19,155 @@ def unsloth_usable():
     import torch
 
     return torch.cuda.is_available() and importlib.util.find_spec("unsloth") is not None
+
+
+if unsloth_usable() and "--no-unsloth" not in sys.argv and "--no_unsloth" not in sys.argv:
+    try:
+        import unsloth  # noqa: F401
+    except Exception as e:  # unsupported GPU, broken install, version clash: the plain path still works
+        print(f"unsloth is installed but does not import ({type(e).__name__}: {e}); using transformers + PEFT")
+
+from transformers import TrainerCallback  # noqa: E402  (after unsloth, on purpose)
+from trl import ModelConfig  # noqa: E402
+
+from modeling import DEFAULT_MODEL, LORA_TARGETS, load_pretrained, load_tokenizer, resolve_model  # noqa: E402
+from utils import UserError, atomic_write_json, library_versions, write_manifest  # noqa: E402
+
+LOG_NAME = "train_log.jsonl"
+
+# ----------------------------------------------------------------------------
+# Model and LoRA options (TRL's ModelConfig with the study's defaults)
+
+
+@dataclass
+class ModelArguments(ModelConfig):
+    """TRL's ModelConfig (every --lora_* / --load_in_4bit flag) with the original study's LoRA defaults."""
+
+    model_name_or_path: str = field(default=DEFAULT_MODEL, metadata={
+        "aliases": ["--model"],
+        "help": "Hub id, local directory, or `smollm2-135m` (the embedded SmolLM2-135M-Instruct, CPU-friendly)."})
+    dtype: str | None = field(default=None, metadata={
+        "help": "Weights dtype; unset = bfloat16 on CUDA, float32 on CPU (bf16 is 2-3x slower on CPUs).",
+        "choices": ["auto", "bfloat16", "float16", "float32"]})
+    use_peft: bool = field(default=True, metadata={
+        "help": "Train a LoRA adapter (required: the eval scripts and vLLM load adapters)."})
+    lora_r: int = field(default=64, metadata={"help": "LoRA rank (study: 64)."})
+    lora_alpha: int = field(default=64, metadata={"help": "LoRA alpha (study: 64, i.e. scale alpha/r = 1)."})
+    lora_dropout: float = field(default=0.0, metadata={
+        "help": "LoRA dropout; 0 keeps Unsloth's fast LoRA kernels usable."})
+    lora_target_modules: list[str] | None = field(default_factory=lambda: list(LORA_TARGETS), metadata={
+        "help": "Modules that get LoRA (default: all attention and MLP projections)."})
+    unsloth: bool = field(default=True, metadata={
+        "help": "Use Unsloth's FastLanguageModel when a CUDA GPU is present and unsloth imports; "
+                "--no-unsloth forces plain transformers + PEFT."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        import torch
+
+        if not self.use_peft:
+            raise UserError("full fine-tuning is not supported: these trainers save LoRA adapters (drop --use_peft false)")
+        if self.dtype is None:
+            self.dtype = "bfloat16" if torch.cuda.is_available() else "float32"
+        if (self.load_in_4bit or self.load_in_8bit) and not torch.cuda.is_available():
+            raise UserError("--load_in_4bit/--load_in_8bit need a CUDA GPU (bitsandbytes)")
+
+
+def uses_unsloth(model_args):
+    """Unsloth only when asked for, possible, and already imported above (importing it late is unsafe)."""
+    return model_args.unsloth and "unsloth" in sys.modules
+
+
+def load_model_for_training(model_args, max_length, seed, gradient_checkpointing=True, **unsloth_kwargs):
+    """(model, tokenizer, peft_config) ready for a TRL trainer.
+
+    Unsloth path: FastLanguageModel with its LoRA already attached, so peft_config is None.
+    Plain path: the base model, and a LoraConfig that the trainer applies (TRL's get_peft_config).
+    `unsloth_kwargs` go to FastLanguageModel.from_pretrained (e.g. fast_inference=True for GRPO).
+    """
+    import torch
+    from trl import get_peft_config, get_quantization_config
+
+    if uses_unsloth(model_args):
+        from unsloth import FastLanguageModel
+
+        model, tokenizer = FastLanguageModel.from_pretrained(
+            model_name=resolve_model(model_args.model_name_or_path),
+            max_seq_length=max_length,
+            dtype=getattr(torch, model_args.dtype) if model_args.dtype != "auto" else None,
+            load_in_4bit=model_args.load_in_4bit,
+            **unsloth_kwargs,
+        )
+        model = FastLanguageModel.get_peft_model(
+            model,
+            r=model_args.lora_r,
+            lora_alpha=model_args.lora_alpha,
+            lora_dropout=model_args.lora_dropout,
+            target_modules=model_args.lora_target_modules,
+            bias="none",
+            use_gradient_checkpointing="unsloth" if gradient_checkpointing else False,  # "unsloth" offloads to RAM
+            use_rslora=model_args.use_rslora,
+            random_state=seed,
+        )
+        return model, tokenizer, None
+    quantization = get_quantization_config(model_args)
+    model = load_pretrained(
+        model_args.model_name_or_path,
+        dtype=model_args.dtype if model_args.dtype == "auto" else getattr(torch, model_args.dtype),
+        revision=model_args.model_revision,
+        attn_implementation=model_args.attn_implementation,
+        quantization_config=quantization,
+        device_map={"": torch.cuda.current_device()} if quantization else None,
+    )
+    return model, load_tokenizer(model_args.model_name_or_path), get_peft_config(model_args)
+
+
+# ----------------------------------------------------------------------------
+# Data
+
+
+def conversational_dataset(records, columns=("prompt",)):
+    """data.json records -> a datasets.Dataset of TRL conversational rows.
+
+    "prompt" is the [system, user] messages; "completion" is the record's response as one assistant
+    message (SFT: a prompt/completion dataset, so TRL computes the loss on the completion only);
+    any other column is copied from the record (e.g. "answer" for GRPO's reward functions).
+    """
+    from datasets import Dataset
+
+    def row(record):
+        out = {}
+        for name in columns:
+            if name == "completion":
+                out[name] = [{"role": "assistant", "content": record["response"]}]
+            else:
+                out[name] = record[name]
+        return out
+
+    return Dataset.from_list([row(r) for r in records])
+
+
+# ----------------------------------------------------------------------------
+# Runs: config, resume, log, finish
+
+
+def changed_fields(args, base_cls):
+    """Fields of a dataclass instance whose value differs from `base_cls`'s default (for a short config print)."""
+    changed = {}
+    for f in dataclasses.fields(base_cls):
+        if not f.init or not hasattr(args, f.name):
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        value = getattr(args, f.name)
+        if value != default:
+            changed[f.name] = value.value if hasattr(value, "value") else value  # enums -> str
+    return changed
+
+
+def run_config(script_args, model_args, training_args):
+    """The exact resolved config, as saved to run_config.json."""
+    return {"script": dataclasses.asdict(script_args), "model": dataclasses.asdict(model_args),
+            "training": training_args.to_dict()}
 
 
 def save_run_info(output_dir, config):
@@ -31,6 +182,40 @@ def last_checkpoint(output_dir):
     return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
 
 
+def checkpoint_to_resume(output_dir, resume):
+    """The checkpoint `--resume` continues from (None for a fresh run), with the log cut back to it.
+
+    A fresh run refuses a directory that already holds a run, so two runs never mix in one log.
+    """
+    checkpoint = last_checkpoint(output_dir)
+    log_exists = os.path.exists(os.path.join(output_dir, LOG_NAME))
+    if not resume:
+        if checkpoint or log_exists:
+            raise UserError(f"{output_dir} already holds a training run: pass --resume to continue it, "
+                            "or choose another --output_dir")
+        return None
+    if checkpoint is None:
+        raise UserError(f"--resume: no checkpoint-* directory in {output_dir}")
+    with open(os.path.join(checkpoint, "trainer_state.json")) as f:
+        step = json.load(f)["global_step"]
+    # Steps after the checkpoint will run again: drop their log lines so the log has no duplicates.
+    kept = [r for r in read_log(output_dir) if r["step"] <= step]
+    path = os.path.join(output_dir, LOG_NAME)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in kept)
+    os.replace(tmp, path)
+    return checkpoint
+
+
+def finish_run(trainer, tokenizer, output_dir, config, train_records, data_path):
+    """Adapter + tokenizer + run_config.json + versions.json + training_manifest.json in output_dir."""
+    trainer.save_model(output_dir)  # a PEFT model saves only its adapter
+    tokenizer.save_pretrained(output_dir)
+    save_run_info(output_dir, config)
+    write_manifest(output_dir, train_records, data_path)
+
+
 class TrainingDiverged(UserError):
     pass
 
@@ -43,6 +228,11 @@ class JsonlLogCallback(TrainerCallback):
 
     def __init__(self, output_dir):
         self.path = os.path.join(output_dir, LOG_NAME)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # By default the Trainer logs the mean of earlier losses in place of a NaN/inf one, which
+        # would hide divergence from the check below.
+        args.logging_nan_inf_filter = False
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
