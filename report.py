@@ -1,0 +1,485 @@
+"""Study report: accuracy with 95% CIs, paired tests against the baseline, bar chart, training curves.
+
+Reads the results JSONs that linear_equation_eval.py and gsm8k_eval.py wrote into one study folder and
+writes report.md and PNGs (into the same folder unless --out). It only reads files: nothing is re-scored.
+
+    python report.py results/quick
+    python report.py results/quick --train-log sft=outputs/quick/sft --train-log grpo=outputs/quick/grpo
+    python report.py results/full --out reports/full --bootstrap-samples 20000
+
+Results files are recognised by their content (summary.benchmark + summary.split), not their names;
+the run is summary.name (baseline, sft, grpo, sft_grpo are tabled in that order, other names after).
+Training curves: --train-log RUN=PATH, PATH a training output dir or its train_log.jsonl; for runs
+without the flag, a copy named <run>_train_log.jsonl in the study folder is used if there is one.
+"""
+
+import argparse
+import glob
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers, CI or Colab kernels
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from utils import UserError, cli, read_json, wilson_interval  # noqa: E402
+
+RUN_ORDER = ("baseline", "sft", "grpo", "sft_grpo")
+RUN_LABELS = {"baseline": "Baseline", "sft": "SFT", "grpo": "GRPO", "sft_grpo": "SFT+GRPO"}
+# (benchmark, split) -> column label; other combinations found in the folder are tabled after these
+COLUMNS = {("linear_equation", "test"): "Linear test", ("linear_equation", "test_ood"): "Linear test_ood",
+           ("gsm8k", "test"): "GSM8K"}
+TABLE_MODES = ("strict", "lenient")
+LOG_NAME = "train_log.jsonl"  # written by training.JsonlLogCallback (not imported: it pulls in transformers)
+REPORT_NAME = "report.md"
+
+# The original study's reported figures, in percent, keyed by (run, benchmark, split). These two are
+# the only numbers of it we know; every other reference cell stays empty. Not comparable: see NOTE.
+ORIGINAL_STUDY = {
+    ("baseline", "linear_equation", "test"): 4.2,
+    ("sft", "gsm8k", "test"): 0.73,
+}
+ORIGINAL_STUDY_NOTE = (
+    "**Why the original study's figures are not comparable.** They are shown for reference only. "
+    "Its GRPO run trained on 88 of its 100 test items, so its in-domain test score measures recall "
+    "of seen problems. Its 4.2% baseline on linear equations came from parsing the first `x = ...` "
+    "anywhere in the text (often an intermediate step) instead of the final answer. Its SFT collapse "
+    "on GSM8K (0.73%) came from computing the loss on the whole prompt at learning rate 5e-4, together "
+    "with a parser that rejected answers such as \"$18\". Our runs train on the train split only "
+    "(the eval scripts refuse overlapping items unless allow_overlap is set), score the final answer, "
+    "and accept \"$18\" in the flexible and lenient modes."
+)
+
+# ----------------------------------------------------------------------------
+# Reading
+
+
+@dataclass
+class Result:
+    path: str
+    run: str
+    benchmark: str
+    split: str
+    summary: dict
+    records: list
+
+    def count(self, mode):
+        acc = self.summary["accuracy"][mode]
+        return int(acc["correct"]), int(acc["total"])
+
+
+def load_results(study_dir):
+    """Every results JSON in `study_dir`; other JSON files are skipped, malformed ones are an error."""
+    if not os.path.isdir(study_dir):
+        raise UserError(f"study folder not found: {study_dir} (run the eval scripts with --out {study_dir})")
+    results, seen = [], {}
+    for path in sorted(glob.glob(os.path.join(study_dir, "*.json"))):
+        obj = read_json(path, "results file")
+        summary = obj.get("summary") if isinstance(obj, dict) else None
+        if not isinstance(summary, dict) or "benchmark" not in summary:
+            print(f"skipping {path}: not a results file (no summary.benchmark)")
+            continue
+        if not isinstance(summary.get("accuracy"), dict) or not summary.get("split"):
+            raise UserError(f"{path} lacks summary.accuracy or summary.split; re-run the eval or --rescore it")
+        run = summary.get("name") or os.path.basename(path).split(f"_{summary['benchmark']}")[0]
+        key = (run, summary["benchmark"], summary["split"])
+        if key in seen:
+            raise UserError(f"two results for run {run!r}, {key[1]} {key[2]}: {seen[key]} and {path}; "
+                            "move one out of the folder")
+        seen[key] = path
+        results.append(Result(path, run, summary["benchmark"], summary["split"], summary,
+                              obj.get("records") or []))
+    if not results:
+        raise UserError(f"no results JSON in {study_dir}: expected files written by "
+                        "linear_equation_eval.py / gsm8k_eval.py (--out that folder)")
+    return results
+
+
+def read_train_log(path):
+    """Rows of a train_log.jsonl; `path` may be the training output dir."""
+    if os.path.isdir(path):
+        path = os.path.join(path, LOG_NAME)
+    if not os.path.exists(path):
+        raise UserError(f"training log not found: {path}")
+    rows = []
+    with open(path) as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}:{i} is not valid JSON ({e})") from None
+    return path, rows
+
+
+def load_train_logs(specs, study_dir, runs):
+    logs = {}
+    for spec in specs:
+        run, sep, path = spec.partition("=")
+        if not sep or not run or not path:
+            raise UserError(f"--train-log takes RUN=PATH (e.g. sft=outputs/quick/sft), got {spec!r}")
+        logs[run] = read_train_log(path)
+    for run in runs:
+        copy = os.path.join(study_dir, f"{run}_{LOG_NAME}")
+        if run not in logs and os.path.exists(copy):
+            logs[run] = read_train_log(copy)
+    return logs
+
+
+# ----------------------------------------------------------------------------
+# Paired significance against the baseline
+
+
+def mcnemar_exact(lost, gained):
+    """Two-sided exact McNemar test: binomial(lost + gained, 1/2) on the discordant pairs.
+
+    >>> mcnemar_exact(1, 9)
+    0.021484375
+    """
+    n, k = lost + gained, min(lost, gained)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
+
+
+def paired_bootstrap(diffs, samples=10000, seed=0):
+    """Mean of per-item differences, its 95% percentile CI and a two-sided p-value for mean 0.
+
+    Resamples items (not outputs), so n samples of one item are not counted as n independent trials.
+    The p-value is the share of bootstrap means at least as far from the observed mean as the
+    observed mean is from 0 (the bootstrap distribution shifted to the null), with the +1 correction.
+    """
+    diffs = np.asarray(diffs, dtype=float)
+    rng = np.random.default_rng(seed)
+    observed = float(diffs.mean())
+    means = np.concatenate([  # chunks keep memory at ~8 MB for the full GSM8K test set
+        diffs[rng.integers(0, len(diffs), size=(min(1000, samples - s), len(diffs)))].mean(axis=1)
+        for s in range(0, samples, 1000)])
+    extreme = int(np.sum(np.abs(means - observed) >= abs(observed) - 1e-12))
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {"delta": observed, "ci95": (float(lo), float(hi)), "p": (extreme + 1) / (samples + 1)}
+
+
+def _item_outcomes(result, mode):
+    return {r["id"]: [bool(o["correct"][mode]) for o in r["outputs"]] for r in result.records}
+
+
+def paired_test(base, other, mode, samples=10000, seed=0):
+    """Compare two results on the same items: McNemar for one output per item, else paired bootstrap.
+
+    Returns {"test": ..., "p": ..., ...} or {"na": reason} when the items cannot be paired.
+    """
+    if not base.records or not other.records:
+        return {"na": "no per-item records"}
+    sha_a, sha_b = base.summary.get("data_sha256"), other.summary.get("data_sha256")
+    if sha_a and sha_b and sha_a != sha_b:
+        return {"na": "different data files"}
+    answers_a = {r["id"]: r.get("answer") for r in base.records}
+    answers_b = {r["id"]: r.get("answer") for r in other.records}
+    if answers_a.keys() != answers_b.keys():
+        return {"na": f"item sets differ ({len(answers_a)} vs {len(answers_b)} items)"}
+    if any(answers_a[i] != answers_b[i] for i in answers_a):
+        return {"na": "same ids but different answers"}
+    a, b = _item_outcomes(base, mode), _item_outcomes(other, mode)
+    if any(not a[i] or not b[i] for i in a):
+        return {"na": "an item has no outputs"}
+    if all(len(a[i]) == 1 and len(b[i]) == 1 for i in a):
+        lost = sum(a[i][0] and not b[i][0] for i in a)
+        gained = sum(b[i][0] and not a[i][0] for i in a)
+        return {"test": "mcnemar", "lost": lost, "gained": gained, "p": mcnemar_exact(lost, gained),
+                "items": len(a)}
+    diffs = [np.mean(b[i]) - np.mean(a[i]) for i in sorted(a)]
+    return {"test": "bootstrap", "items": len(a), "samples": samples, **paired_bootstrap(diffs, samples, seed)}
+
+
+def format_test(t):
+    if "na" in t:
+        return f"n/a ({t['na']})"
+    if t["test"] == "mcnemar":
+        return f"+{t['gained']} / -{t['lost']}, p = {t['p']:.3g}"
+    lo, hi = t["ci95"]
+    return f"{100 * t['delta']:+.1f} pp [{100 * lo:+.1f}, {100 * hi:+.1f}], p = {t['p']:.3g}"
+
+
+# ----------------------------------------------------------------------------
+# Tables
+
+
+def run_order(runs):
+    known = [r for r in RUN_ORDER if r in runs]
+    return known + sorted(set(runs) - set(known))
+
+
+def column_order(keys):
+    known = [k for k in COLUMNS if k in keys]
+    return known + sorted(set(keys) - set(known))
+
+
+def column_label(key):
+    return COLUMNS.get(key, f"{key[0]} {key[1]}")
+
+
+def pct(correct, total):
+    return f"{100 * correct / total:.1f}" if total else "-"
+
+
+def acc_cell(result, mode):
+    if result is None or mode not in result.summary["accuracy"]:
+        return ""
+    correct, total = result.count(mode)
+    lo, hi = wilson_interval(correct, total)
+    return f"{pct(correct, total)} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def md_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
+def main_table(by_key, runs, columns):
+    header = ["Run"] + [f"{column_label(c)} {m}" for c in columns for m in TABLE_MODES]
+    header.append("Original study, reported (not comparable, see note)")
+    rows = []
+    for run in runs:
+        cells = [acc_cell(by_key.get((run, *c)), m) for c in columns for m in TABLE_MODES]
+        reference = [f"{column_label(k[1:])}: {v}%" for k, v in ORIGINAL_STUDY.items() if k[0] == run]
+        rows.append([RUN_LABELS.get(run, run)] + cells + ["; ".join(reference)])
+    return md_table(header, rows)
+
+
+def detail_table(by_key, runs, column, baseline, samples, seed):
+    """Counts as read from the files, failure rates and the paired test against the baseline."""
+    results = [by_key[(run, *column)] for run in runs if (run, *column) in by_key]
+    modes = list(dict.fromkeys(m for r in results for m in r.summary.get("modes") or r.summary["accuracy"]))
+    base = by_key.get((baseline, *column))
+    header = ["Run", "items", "outputs"] + modes + ["format failures", "truncated"]
+    if base is not None:
+        header += [f"vs {baseline}, {m}" for m in TABLE_MODES]
+    rows = []
+    for r in results:
+        outputs = int(r.summary.get("num_outputs") or r.count(modes[0])[1])
+        row = [RUN_LABELS.get(r.run, r.run), r.summary.get("num_items", len(r.records)), outputs]
+        for m in modes:
+            c, t = r.count(m) if m in r.summary["accuracy"] else (0, 0)
+            row.append(f"{c}/{t} ({pct(c, t)}%)" if t else "")
+        for key in ("format_failures", "truncated"):
+            n = r.summary.get(key)
+            row.append(f"{n} ({pct(n, outputs)}%)" if n is not None else "")
+        if base is not None:
+            row += ["" if r is base else format_test(paired_test(base, r, m, samples, seed)) for m in TABLE_MODES]
+        rows.append(row)
+    return md_table(header, rows)
+
+
+def training_table(logs, runs):
+    rows = []
+    for run in run_order(list(logs)):
+        path, log = logs[run]
+        last = {}
+        for row in log:
+            last.update({k: v for k, v in row.items() if isinstance(v, (int, float))})
+
+        def fmt(key):
+            return f"{last[key]:.4g}" if key in last else ""
+        val = next((k for k in sorted(last) if _is_val_accuracy(k)), None)
+        rows.append([RUN_LABELS.get(run, run), fmt("step"), fmt("loss"), fmt("eval_loss"), fmt("reward"),
+                     fmt(val) if val else "", f"`{path}`"])
+    return md_table(["Run", "last step", "loss", "eval loss", "reward", "val accuracy", "log"], rows)
+
+
+def render_report(study_dir, results, logs, plots, baseline, samples, seed):
+    by_key = {(r.run, r.benchmark, r.split): r for r in results}
+    runs = run_order([r.run for r in results])
+    columns = column_order({(r.benchmark, r.split) for r in results})
+    out = [f"# Report: {os.path.basename(os.path.normpath(study_dir))}", "",
+           f"Generated by `report.py` from the {len(results)} results files listed under Inputs. Accuracy = "
+           "correct outputs / all outputs, in %, with the 95% Wilson interval. *strict*: the answer is "
+           "read only from a well-formed `<think>...</think><answer>...</answer>` response; *lenient*: "
+           "falls back to the last answer-like value anywhere in the text.", "",
+           "## Accuracy", "", "Counts (n) and failure rates per cell are in the detail tables below.", "",
+           main_table(by_key, runs, columns), "", ORIGINAL_STUDY_NOTE, ""]
+    if "accuracy" in plots:
+        out += [f"![accuracy]({plots['accuracy']})", ""]
+    out += ["## Details and paired tests", "",
+            f"Paired tests compare each run with `{baseline}` on the same items. One output per item: "
+            "exact McNemar test, shown as `+gained / -lost, p` (gained: the run right where the baseline "
+            "was wrong). Several outputs per item: paired bootstrap over items "
+            f"({samples} resamples, seed {seed}) of the per-item accuracy difference, shown as "
+            "`difference in percentage points [95% CI], p`. With several outputs per item the Wilson "
+            "intervals treat outputs as independent and are too narrow; the bootstrap does not. Tests "
+            "are marked n/a where the two files do not hold the same items. Format failures: outputs "
+            "whose strict parse failed.", ""]
+    if not any(r.run == baseline for r in results):
+        out += [f"No run named `{baseline}` in this folder, so there are no paired tests (see --baseline).", ""]
+    for column in columns:
+        out += [f"### {column_label(column)}", "", detail_table(by_key, runs, column, baseline, samples, seed), ""]
+    if logs:
+        out += ["## Training", "", training_table(logs, runs), ""]
+        out += [f"![training {run}]({plots[f'training_{run}']})" for run in run_order(list(logs))
+                if f"training_{run}" in plots] + [""]
+    out += ["## Inputs", ""]
+    for run in runs:
+        for column in columns:
+            if (r := by_key.get((run, *column))) is None:
+                continue
+            s, js = r.summary, json.dumps
+            out.append(f"- `{r.path}`: run `{r.run}`, {r.benchmark} {r.split}, {s.get('num_items')} items, "
+                       f"{s.get('num_outputs')} outputs; model `{s.get('model')}`, adapter {js(s.get('adapter'))}; "
+                       f"data `{s.get('data_file')}` (sha256 {js(s.get('data_sha256'))}); allow_overlap "
+                       f"{js(s.get('allow_overlap'))}; generation `{js(s.get('generation'), sort_keys=True)}`")
+    return "\n".join(out) + "\n"
+
+
+# ----------------------------------------------------------------------------
+# Plots
+
+
+def _save(fig, path):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    finally:
+        plt.close(fig)
+
+
+def plot_accuracy(results, path):
+    """Grouped bars (one group per benchmark column, one bar per run), strict and lenient panels."""
+    by_key = {(r.run, r.benchmark, r.split): r for r in results}
+    runs = run_order([r.run for r in results])
+    columns = column_order({(r.benchmark, r.split) for r in results})
+    colors = plt.get_cmap("tab10").colors
+    width = 0.8 / len(runs)
+    fig, axes = plt.subplots(1, len(TABLE_MODES), figsize=(5.5 * len(TABLE_MODES), 4.8), sharey=True,
+                             layout="constrained")
+    for ax, mode in zip(axes, TABLE_MODES):
+        for j, run in enumerate(runs):
+            xs, ys, err = [], [], [[], []]
+            for i, column in enumerate(columns):
+                r = by_key.get((run, *column))
+                if r is None or mode not in r.summary["accuracy"]:
+                    continue
+                correct, total = r.count(mode)
+                p = correct / total if total else 0.0
+                lo, hi = wilson_interval(correct, total)
+                xs.append(i - 0.4 + width * (j + 0.5))
+                ys.append(100 * p)
+                err[0].append(100 * (p - lo))
+                err[1].append(100 * (hi - p))
+            ax.bar(xs, ys, width * 0.92, yerr=err, capsize=3, color=colors[j % 10], label=RUN_LABELS.get(run, run))
+            for x, y, up in zip(xs, ys, err[1]):  # above the whisker, so CI and label never overlap
+                ax.text(x, y + up + 1, f"{y:.0f}", ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(range(len(columns)), [column_label(c) for c in columns], fontsize=10)
+        ax.set_title(f"{mode} parsing", fontsize=12)
+        ax.set_ylim(0, 110)
+        ax.set_yticks(range(0, 101, 20))
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+    axes[0].set_ylabel("accuracy (%)", fontsize=11)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=len(runs), fontsize=10)
+    fig.suptitle("Accuracy by benchmark (bars: value in %; whiskers: 95% Wilson CI)", fontsize=13)
+    _save(fig, path)
+
+
+def _is_val_accuracy(key):
+    return "accuracy" in key and (key.startswith("val") or key.startswith("eval_val"))
+
+
+def _series(log, key):
+    points = [(row["step"], row[key]) for row in log
+              if isinstance(row.get(key), (int, float)) and isinstance(row.get("step"), (int, float))]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+CURVE_LABELS = {"loss": "train loss", "eval_loss": "eval loss", "reward": "total"}
+
+
+def plot_training(run, log, path):
+    """Loss / eval loss, reward components, validation accuracy: one panel each that has data."""
+    keys = sorted({k for row in log for k in row})
+    panels = [("Loss", "loss", ["loss", "eval_loss"]),
+              ("Reward (mean per completion)", "reward",
+               ["reward"] + [k for k in keys if k.startswith("rewards/") and k.endswith("/mean")]),
+              ("Validation accuracy", "accuracy", [k for k in keys if _is_val_accuracy(k)])]
+    panels = [(t, y, ks) for t, y, ks in panels if any(_series(log, k)[0] for k in ks)]
+    if not panels:
+        return False
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False, layout="constrained")
+    for ax, (title, ylabel, ks) in zip(axes[0], panels):
+        for k in ks:
+            xs, ys = _series(log, k)
+            if xs:
+                name = CURVE_LABELS.get(k) or k.removeprefix("rewards/").removesuffix("/mean")
+                ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=name)
+        ax.set_title(title, fontsize=11)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Training: {RUN_LABELS.get(run, run)}", fontsize=13)
+    _save(fig, path)
+    return True
+
+
+# ----------------------------------------------------------------------------
+
+
+def write_text_atomic(path, text):
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-", suffix=".md")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("study_dir", help="folder of results JSONs, e.g. results/quick")
+    p.add_argument("--train-log", action="append", default=[], metavar="RUN=PATH",
+                   help="training curves of RUN from a training output dir or train_log.jsonl (repeatable)")
+    p.add_argument("--out", default=None, help="where report.md and PNGs go (default: the study folder)")
+    p.add_argument("--baseline", default="baseline", help="run the paired tests compare against")
+    p.add_argument("--bootstrap-samples", type=int, default=10000,
+                   help="resamples for the paired bootstrap (runs with several outputs per item)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the paired bootstrap")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.bootstrap_samples < 1:
+        raise UserError("--bootstrap-samples must be at least 1")
+    results = load_results(args.study_dir)
+    logs = load_train_logs(args.train_log, args.study_dir, {r.run for r in results})
+    out_dir = args.out or args.study_dir
+    os.makedirs(out_dir, exist_ok=True)
+    print(f"report | {len(results)} results files | training logs: {', '.join(logs) or 'none'} | out {out_dir}")
+    plots = {"accuracy": "accuracy.png"}
+    plot_accuracy(results, os.path.join(out_dir, plots["accuracy"]))
+    for run, (_, log) in logs.items():
+        name = f"training_{run}.png"
+        if plot_training(run, log, os.path.join(out_dir, name)):
+            plots[f"training_{run}"] = name
+    text = render_report(args.study_dir, results, logs, plots, args.baseline, args.bootstrap_samples, args.seed)
+    path = os.path.join(out_dir, REPORT_NAME)
+    write_text_atomic(path, text)
+    print(f"wrote {path} and {len(plots)} plots")
+    return path
+
+
+if __name__ == "__main__":
+    cli(main)

@@ -1,0 +1,199 @@
+"""report.py on small synthetic results files: table values, CIs, paired tests, plots, input errors."""
+
+import json
+import os
+
+import pytest
+from conftest import run_script
+
+import report
+from utils import UserError
+
+N = 20  # items per synthetic split
+
+
+def write_result(path, name, benchmark, split, strict, lenient=None, sha="sha-linear", ids=None,
+                 answers=None, **summary_extra):
+    """A results JSON in the contract's schema. strict/lenient: per item, a list of per-output bools."""
+    lenient = lenient or strict
+    ids = ids or [f"{split}-{i:04d}" for i in range(len(strict))]
+    answers = answers or [{"x": i, "y": -i} if benchmark == "linear_equation" else i for i in range(len(strict))]
+    modes = ["strict", "lenient"] if benchmark == "linear_equation" else ["strict", "flexible", "lenient"]
+    records, outputs = [], 0
+    for item_id, answer, s_item, l_item in zip(ids, answers, strict, lenient):
+        outs = [{"text": "...", "num_tokens": 5, "truncated": False, "parsed": {},
+                 "correct": {"strict": s, "flexible": l, "lenient": l}} for s, l in zip(s_item, l_item)]
+        records.append({"id": item_id, "answer": answer, "outputs": outs})
+        outputs += len(outs)
+    flat = {"strict": [c for item in strict for c in item], "lenient": [c for item in lenient for c in item]}
+    flat["flexible"] = flat["lenient"]
+    accuracy = {m: {"correct": sum(flat[m]), "total": outputs, "accuracy": sum(flat[m]) / outputs,
+                    "ci95": list(report.wilson_interval(sum(flat[m]), outputs))} for m in modes}
+    summary = {"benchmark": benchmark, "name": name, "model": "Qwen/Qwen2.5-1.5B-Instruct",
+               "adapter": None if name == "baseline" else f"outputs/quick/{name}", "data_file": "data.json",
+               "data_sha256": sha, "split": split, "num_items": len(records), "num_outputs": outputs,
+               "modes": modes, "accuracy": accuracy, "format_failures": outputs - sum(flat["strict"]),
+               "truncated": 1, "generation": {"temperature": 0.0, "max_new_tokens": 512},
+               "allow_overlap": False, **summary_extra}
+    with open(path, "w") as f:
+        json.dump({"summary": summary, "records": records}, f)
+
+
+def single(correct_items, n=N):
+    return [[i in correct_items] for i in range(n)]
+
+
+@pytest.fixture
+def study(tmp_path):
+    """baseline 2/20, sft 10/20 (lost 1, gained 9) on linear test; a test_ood file under an odd name;
+    GSM8K with 2 samples per item for grpo; sft's training log as a copy in the folder."""
+    d = tmp_path / "quick"
+    d.mkdir()
+    write_result(d / "baseline_linear_equation.json", "baseline", "linear_equation", "test",
+                 single({0, 1}), lenient=single({0, 1, 2}))
+    write_result(d / "sft_linear_equation.json", "sft", "linear_equation", "test",
+                 single(set(range(1, 11))), lenient=single(set(range(0, 12))))
+    write_result(d / "baseline_ood_whatever.json", "baseline", "linear_equation", "test_ood", single({3}))
+    write_result(d / "baseline_gsm8k.json", "baseline", "gsm8k", "test", single({0}, 4), sha=None,
+                 ids=[f"gsm8k-test-{i:04d}" for i in range(4)])
+    # grpo: 2 outputs per item; item accuracies 1, .5, .5, 0 vs baseline 1, 0, 0, 0 -> diffs 0, .5, .5, 0
+    write_result(d / "grpo_gsm8k.json", "grpo", "gsm8k", "test",
+                 [[True, True], [True, False], [False, True], [False, False]], sha=None,
+                 ids=[f"gsm8k-test-{i:04d}" for i in range(4)])
+    (d / "study_config.json").write_text(json.dumps({"not": "a results file"}))
+    with open(d / "sft_train_log.jsonl", "w") as f:
+        for step in range(1, 6):
+            f.write(json.dumps({"step": step, "loss": 2.0 / step, "learning_rate": 1e-4}) + "\n")
+        f.write(json.dumps({"step": 5, "eval_loss": 0.6}) + "\n")
+    return d
+
+
+def grpo_log(tmp_path):
+    out = tmp_path / "outputs" / "grpo"
+    out.mkdir(parents=True)
+    rows = [{"step": s, "loss": 0.01 * s, "reward": 0.2 * s, "rewards/correctness_reward/mean": 0.1 * s,
+             "rewards/format_reward/mean": 0.1 * s, "kl": 0.001 * s} for s in range(1, 5)]
+    rows.append({"step": 4, "val_accuracy": 0.35})
+    (out / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return out
+
+
+def table_rows(text, section):
+    """Rows (lists of cells) of the first markdown table after the heading `section`."""
+    blocks = [b.strip("\n") for b in text.split(section, 1)[1].split("\n\n")]
+    lines = next(b for b in blocks if b.startswith("|")).splitlines()
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
+
+
+def table_row(text, section, run):
+    rows = [row for row in table_rows(text, section) if row[0] == run]
+    assert len(rows) == 1, f"no row {run} after {section}"
+    return rows[0]
+
+
+def test_mcnemar_exact_hand_computed():
+    assert report.mcnemar_exact(1, 9) == pytest.approx(0.021484375, abs=1e-15)  # 2 * (1 + 10) / 2**10
+    assert report.mcnemar_exact(9, 1) == pytest.approx(0.021484375, abs=1e-15)
+    assert report.mcnemar_exact(0, 5) == pytest.approx(2 / 32)
+    assert report.mcnemar_exact(3, 3) == 1.0
+    assert report.mcnemar_exact(0, 0) == 1.0
+
+
+def test_paired_bootstrap_seeded():
+    # two items with diffs 1 and 0: bootstrap means are 0, .5, 1 with probabilities 1/4, 1/2, 1/4;
+    # |mean - .5| >= .5 has probability 1/2, and the 95% percentile interval is [0, 1]
+    first = report.paired_bootstrap([1.0, 0.0], samples=10000, seed=0)
+    assert first == report.paired_bootstrap([1.0, 0.0], samples=10000, seed=0)
+    assert first["delta"] == 0.5
+    assert first["p"] == pytest.approx(0.5, abs=0.02)
+    assert first["ci95"] == (0.0, 1.0)
+    # a constant improvement never crosses 0: the smallest p the test can give
+    same = report.paired_bootstrap([0.5] * 10, samples=999, seed=1)
+    assert same["p"] == pytest.approx(1 / 1000) and same["ci95"] == pytest.approx((0.5, 0.5))
+    assert report.paired_bootstrap([1.0, -1.0, 0.0], samples=200, seed=0)["p"] == 1.0
+
+
+def test_report_tables(study, tmp_path, capsys):
+    path = report.main([str(study), "--train-log", f"grpo={grpo_log(tmp_path)}", "--bootstrap-samples", "2000"])
+    assert path == str(study / "report.md")
+    text = (study / "report.md").read_text()
+    assert "skipping" in capsys.readouterr().out  # study_config.json is not a results file
+
+    # main table: strict then lenient per column, Wilson CIs; the OOD file was found by its summary
+    base, sft = table_row(text, "## Accuracy", "Baseline"), table_row(text, "## Accuracy", "SFT")
+    header = table_row(text, "## Accuracy", "Run")
+    assert header[1:7] == ["Linear test strict", "Linear test lenient", "Linear test_ood strict",
+                           "Linear test_ood lenient", "GSM8K strict", "GSM8K lenient"]
+    assert base[1:4] == ["10.0 [2.8, 30.1]", "15.0 [5.2, 36.0]", "5.0 [0.9, 23.6]"]
+    assert sft[1:3] == ["50.0 [29.9, 70.1]", "60.0 [38.7, 78.1]"] and sft[3] == ""
+    # the original study's two known figures, and nothing invented elsewhere
+    assert base[-1] == "Linear test: 4.2%" and sft[-1] == "GSM8K: 0.73%"
+    assert table_row(text, "## Accuracy", "GRPO")[-1] == ""
+    assert "88 of its 100 test items" in text
+    assert [row[0] for row in table_rows(text, "## Accuracy")[2:]] == ["Baseline", "SFT", "GRPO"]
+
+    # details: counts, failure rates, McNemar with pair counts (strict: lost 1 gained 9; lenient: 0 and 9)
+    sft_detail = table_row(text, "### Linear test\n", "SFT")
+    assert sft_detail[1:5] == ["20", "20", "10/20 (50.0%)", "12/20 (60.0%)"]
+    assert sft_detail[5:7] == ["10 (50.0%)", "1 (5.0%)"]
+    assert sft_detail[7] == "+9 / -1, p = 0.0215"
+    assert sft_detail[8] == f"+9 / -0, p = {2 / 2 ** 9:.3g}"
+    # GSM8K: grpo has 2 outputs per item -> paired bootstrap over items, diffs 0, .5, .5, 0 -> +25 pp
+    grpo_detail = table_row(text, "### GSM8K", "GRPO")
+    assert grpo_detail[1:6] == ["4", "8", "4/8 (50.0%)", "4/8 (50.0%)", "4/8 (50.0%)"]
+    assert grpo_detail[8].startswith("+25.0 pp [+0.0, +50.0], p = ")
+
+    # training: the sft copy in the folder and the grpo flag; inputs listed with their settings
+    assert table_row(text, "## Training", "SFT")[1:4] == ["5", "0.4", "0.6"]
+    assert table_row(text, "## Training", "GRPO")[1:6] == ["4", "0.04", "", "0.8", "0.35"]
+    assert "`Qwen/Qwen2.5-1.5B-Instruct`, adapter \"outputs/quick/sft\"" in text
+    assert '"max_new_tokens": 512' in text and "baseline_ood_whatever.json" in text
+    for name in ("accuracy.png", "training_sft.png", "training_grpo.png"):
+        data = (study / name).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 5000, name
+        assert f"]({name})" in text
+    assert not [f for f in os.listdir(study) if f.startswith(".tmp-")]
+
+
+def test_paired_test_refuses_different_items(study, tmp_path):
+    write_result(study / "sft_linear_equation.json", "sft", "linear_equation", "test", single({1}, 19))
+    write_result(study / "grpo_linear_equation.json", "grpo", "linear_equation", "test", single({1}),
+                 sha="sha-other")
+    out = tmp_path / "elsewhere"
+    report.main([str(study), "--out", str(out)])
+    text = (out / "report.md").read_text()
+    assert table_row(text, "### Linear test\n", "SFT")[-2] == "n/a (item sets differ (20 vs 19 items))"
+    assert table_row(text, "### Linear test\n", "GRPO")[-1] == "n/a (different data files)"
+    assert (out / "accuracy.png").stat().st_size > 0 and not (study / "report.md").exists()
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: None, "study folder not found"),
+    (lambda d: d.mkdir(), "no results JSON"),
+    (lambda d: (d.mkdir(), (d / "x_gsm8k.json").write_text('{"summary": ')), "not valid JSON"),
+    (lambda d: (d.mkdir(), (d / "x.json").write_text('{"summary": {"benchmark": "gsm8k"}}')),
+     "lacks summary.accuracy"),
+])
+def test_bad_input_is_one_clear_error(tmp_path, setup, message):
+    d = tmp_path / "study"
+    setup(d)
+    with pytest.raises(UserError, match=message):
+        report.main([str(d)])
+
+
+def test_bad_train_logs(study, tmp_path):
+    with pytest.raises(UserError, match="RUN=PATH"):
+        report.main([str(study), "--train-log", "outputs/sft"])
+    with pytest.raises(UserError, match="training log not found"):
+        report.main([str(study), "--train-log", f"sft={tmp_path / 'nope'}"])
+    (study / "sft_train_log.jsonl").write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "loss"\n')
+    with pytest.raises(UserError, match=r"sft_train_log.jsonl:2 is not valid JSON"):
+        report.main([str(study)])
+    assert not (study / "report.md").exists()
+
+
+def test_cli_error_is_one_line(tmp_path):
+    result = run_script("report.py", str(tmp_path / "missing"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: study folder not found: {tmp_path / 'missing'} "
+                                                  f"(run the eval scripts with --out {tmp_path / 'missing'})"]
