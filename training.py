@@ -36,6 +36,52 @@ from utils import UserError, atomic_write_json, library_versions, write_manifest
 LOG_NAME = "train_log.jsonl"
 
 # ----------------------------------------------------------------------------
+# TRL off CUDA
+
+
+def patch_trl_logprobs_for_cpu():
+    """Let TRL's trainers run off CUDA (CPU tests, laptops): a plain-torch stand-in for its Triton LM-head kernel.
+
+    TRL 1.15 computes per-token log-probs with `ChunkedLogProbFunction`, a Triton kernel that needs CUDA tensors
+    (and `triton`, absent from CPU wheels), so GRPO and SFT fail on CPU with "'NoneType' object has no attribute
+    'apply'". The stand-in computes the same outputs from full logits (memory O(tokens x vocab): fine for small
+    models); CUDA tensors still go to the kernel.
+    """
+    import torch
+    import trl.trainer.utils as trl_utils
+
+    kernel = trl_utils._ChunkedLogProbFunction
+    if getattr(kernel, "is_torch_fallback", False):
+        return
+
+    class LogProbs:
+        is_torch_fallback = True
+
+        @staticmethod
+        def apply(hidden, weight, bias, targets, temperature, chunk_size, final_logit_softcapping=None,
+                  logit_scale=1.0, outputs=("log_probs",)):
+            if kernel is not None and hidden.is_cuda:
+                return kernel.apply(hidden, weight, bias, targets, temperature, chunk_size,
+                                    final_logit_softcapping, logit_scale, outputs)
+            z = torch.nn.functional.linear(hidden, weight, bias).float() * logit_scale
+            if final_logit_softcapping is not None:
+                z = final_logit_softcapping * torch.tanh(z / final_logit_softcapping)
+            z = z / temperature
+            logp = torch.log_softmax(z, dim=-1)
+            log_probs = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            entropy = -(logp.exp() * logp).sum(-1) if "entropy" in outputs else None
+            with torch.no_grad():
+                log_sum_sq = torch.logsumexp(2 * logp, dim=-1) if "log_sum_sq_probs" in outputs else None
+                mean_logits = z.mean(-1) if "mean_logits" in outputs else None
+                is_top1 = z.argmax(-1) == targets if "is_top1" in outputs else None
+            return log_probs, entropy, log_sum_sq, mean_logits, is_top1
+
+    trl_utils._ChunkedLogProbFunction = LogProbs
+
+
+patch_trl_logprobs_for_cpu()  # both trainers need it before building a trainer; idempotent
+
+# ----------------------------------------------------------------------------
 # Model and LoRA options (TRL's ModelConfig with the study's defaults)
 
 
