@@ -129,7 +129,7 @@ def test_report_tables(study, tmp_path, capsys):
     # the original study's two known figures, and nothing invented elsewhere
     assert base[-1] == "Linear test: 4.2%" and sft[-1] == "GSM8K: 0.73%"
     assert table_row(text, "## Accuracy", "GRPO")[-1] == ""
-    assert "88 of its 100 test items" in text
+    assert "88 of its 100 test items" in text and "**Warnings**" not in text
     assert [row[0] for row in table_rows(text, "## Accuracy")[2:]] == ["Baseline", "SFT", "GRPO"]
 
     # details: counts, failure rates, McNemar with pair counts (strict: lost 1 gained 9; lenient: 0 and 9)
@@ -167,12 +167,26 @@ def test_paired_test_refuses_different_items(study, tmp_path):
     assert (out / "accuracy.png").stat().st_size > 0 and not (study / "report.md").exists()
 
 
+def test_warnings_and_tiny_p_values(study, tmp_path):
+    write_result(study / "sft_linear_equation.json", "sft", "linear_equation", "test",
+                 single(set(range(2, 20))), allow_overlap=True)  # gained 18, lost 2: p = 0.000402
+    obj = json.loads((study / "grpo_gsm8k.json").read_text())
+    obj["summary"]["accuracy"]["strict"]["correct"] = 7  # records hold 4
+    (study / "grpo_gsm8k.json").write_text(json.dumps(obj))
+    text = open(report.main([str(study), "--out", str(tmp_path)])).read()
+    assert table_row(text, "### Linear test\n", "SFT")[7] == "+18 / -2, p < 0.001"
+    warnings = sorted(text.split("**Warnings**")[1].split("\n\n")[1].splitlines())
+    assert len(warnings) == 2
+    assert "grpo_gsm8k.json`: summary strict accuracy 7/8 disagrees with its records" in warnings[0]
+    assert "sft_linear_equation.json` was evaluated with allow_overlap" in warnings[1]
+
+
 @pytest.mark.parametrize("setup, message", [
     (lambda d: None, "study folder not found"),
     (lambda d: d.mkdir(), "no results JSON"),
     (lambda d: (d.mkdir(), (d / "x_gsm8k.json").write_text('{"summary": ')), "not valid JSON"),
     (lambda d: (d.mkdir(), (d / "x.json").write_text('{"summary": {"benchmark": "gsm8k"}}')),
-     "lacks summary.accuracy"),
+     "lacks summary.split or summary.accuracy"),
 ])
 def test_bad_input_is_one_clear_error(tmp_path, setup, message):
     d = tmp_path / "study"
