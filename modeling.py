@@ -118,13 +118,14 @@ def load_model(model_name, adapter=None, device=None, dtype=None, merge=True):
     return model, tokenizer
 
 
-def attach_adapter(model, adapter, merge=True):
+def attach_adapter(model, adapter, merge=True, trainable=False):
+    """The model with a saved LoRA: merged (fast inference), or as a PeftModel (`trainable` to train it on)."""
     from peft import PeftModel
 
     if not os.path.exists(os.path.join(adapter, "adapter_config.json")):
         raise UserError(f"no LoRA adapter (adapter_config.json) in {adapter}")
     try:
-        model = PeftModel.from_pretrained(model, adapter)
+        model = PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
     except (RuntimeError, ValueError, KeyError) as e:  # shape mismatch: adapter made for another model
         raise UserError(f"adapter {adapter} does not match the model: {str(e).splitlines()[0][:300]}") from None
     return model.merge_and_unload() if merge else model
