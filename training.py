@@ -93,7 +93,8 @@ class ModelArguments(ModelConfig):
         "aliases": ["--model"],
         "help": "Hub id, local directory, or `smollm2-135m` (the embedded SmolLM2-135M-Instruct, CPU-friendly)."})
     dtype: str | None = field(default=None, metadata={
-        "help": "Weights dtype; unset = bfloat16 on CUDA, float32 on CPU (bf16 is 2-3x slower on CPUs).",
+        "help": "Weights dtype; unset = bfloat16 on CUDA (float16 on GPUs without bf16, e.g. T4), float32 on "
+                "CPU (bf16 is 2-3x slower on CPUs).",
         "choices": ["auto", "bfloat16", "float16", "float32"]})
     use_peft: bool = field(default=True, metadata={
         "help": "Train a LoRA adapter (required: the eval scripts and vLLM load adapters)."})
@@ -114,7 +115,8 @@ class ModelArguments(ModelConfig):
         if not self.use_peft:
             raise UserError("full fine-tuning is not supported: these trainers save LoRA adapters (drop --use_peft false)")
         if self.dtype is None:
-            self.dtype = "bfloat16" if torch.cuda.is_available() else "float32"
+            cuda = torch.cuda.is_available()
+            self.dtype = "float32" if not cuda else "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
         if (self.load_in_4bit or self.load_in_8bit) and not torch.cuda.is_available():
             raise UserError("--load_in_4bit/--load_in_8bit need a CUDA GPU (bitsandbytes)")
 
