@@ -200,16 +200,15 @@ def conversational_dataset(records, columns=("prompt",)):
 
 
 def changed_fields(args, base_cls):
-    """Fields of a dataclass instance whose value differs from `base_cls`'s default (for a short config print)."""
-    changed = {}
-    for f in dataclasses.fields(base_cls):
-        if not f.init or not hasattr(args, f.name):
-            continue
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        value = getattr(args, f.name)
-        if value != default:
-            changed[f.name] = value.value if hasattr(value, "value") else value  # enums -> str
-    return changed
+    """Values of a config that differ from a default `base_cls` one, both resolved by __post_init__
+    (for a short config print; run_config.json keeps every field)."""
+    def as_dict(obj):
+        return obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
+
+    # Trainer configs: same precision, else the base's bf16 default fails its own checks on CPU
+    precision = {"bf16": args.bf16, "fp16": args.fp16} if hasattr(args, "bf16") else {}
+    default = as_dict(base_cls(**precision))
+    return {k: v for k, v in as_dict(args).items() if k in default and v != default[k]}
 
 
 def run_config(script_args, model_args, training_args):
