@@ -66,15 +66,18 @@ def to_number(text):
         value = Fraction(m.group(1))
         if m.group(2) is not None:
             value /= Fraction(m.group(2))
-    except (ZeroDivisionError, ValueError):
+        return int(value) if value.denominator == 1 else float(value)
+    except (ZeroDivisionError, ValueError, OverflowError):  # x/0, over 4300 digits, past float range
         return None
-    return int(value) if value.denominator == 1 else float(value)
 
 
 def numbers_equal(a, b, tol=1e-6):
     if a is None or b is None:
         return False
-    return math.isclose(float(a), float(b), rel_tol=tol, abs_tol=tol)
+    try:
+        return math.isclose(float(a), float(b), rel_tol=tol, abs_tol=tol)
+    except OverflowError:  # an int past float range (a model can print 400 digits): exact match only
+        return a == b
 
 
 def _normalise(text):
@@ -271,8 +274,9 @@ def correctness_reward(completions, answer, wrong_credit=WRONG_BUT_WELL_FORMED_C
 
 
 def format_reward(completions, **kwargs):
-    """0.25 per tag (<think>, </think>, <answer>, </answer>) present exactly once, 1.0 for the
-    strict format. Graded, so a model that never formats yet still gets a learning signal.
+    """0.25 per tag (<think>, </think>, <answer>, </answer>) present exactly once, at most 0.75
+    unless the strict format holds (1.0; an empty <think> or the wrong order is not it). Graded,
+    so a model that never formats yet still gets a learning signal.
 
     >>> format_reward(["<think>a</think><answer>1</answer>", "<answer>1</answer>", "1"])
     [1.0, 0.5, 0.0]
@@ -284,7 +288,7 @@ def format_reward(completions, **kwargs):
             rewards.append(1.0)
         else:
             tags = ("<think>", "</think>", "<answer>", "</answer>")
-            rewards.append(0.25 * sum(text.count(tag) == 1 for tag in tags))
+            rewards.append(min(0.75, 0.25 * sum(text.count(tag) == 1 for tag in tags)))
     return rewards
 
 
@@ -300,7 +304,8 @@ def wilson_interval(correct, total, z=1.959963984540054):
     denom = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denom
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # The interval always holds p; clamping to it keeps 10/10 at exactly 1.0 despite rounding.
+    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
 
 
 # ----------------------------------------------------------------------------

@@ -1,0 +1,369 @@
+"""data.py: every generated system is solvable, unique, cleanly printed, and its worked solution is true.
+
+The checks re-derive everything from the printed text with code written here (an independent equation
+reader, a Fraction solver, a canonical form), so a bug in data.py cannot hide behind itself.
+"""
+
+import json
+import os
+import random
+import re
+from fractions import Fraction
+from functools import reduce
+from math import gcd
+
+import pytest
+
+import data
+import utils
+from conftest import run_script
+
+# ----------------------------------------------------------------------------
+# Independent helpers
+
+
+CLEAN = re.compile(r"\S+( [-+] \S+)* = -?\d+")
+TERM = re.compile(r"([1-9]\d*)?([a-z])")
+
+
+def read_equation(text, variables):
+    """Read an equation printed as '3x - 5y = -24', asserting the print is clean; -> (coefs, const)."""
+    assert CLEAN.fullmatch(text), f"badly spaced equation: {text!r}"
+    left, right = text.split(" = ")
+    assert right == str(int(right)), f"constant not canonical: {text!r}"
+    tokens = left.split(" ")
+    coefs = dict.fromkeys(variables, 0)
+    order = []
+    for i in range(0, len(tokens), 2):
+        sign = -1 if (tokens[i].startswith("-") if i == 0 else tokens[i - 1] == "-") else 1
+        term = tokens[i][1:] if i == 0 and tokens[i].startswith("-") else tokens[i]
+        m = TERM.fullmatch(term)
+        assert m, f"bad term {term!r} in {text!r}"
+        assert m.group(1) != "1", f"coefficient 1 printed in {text!r}"
+        assert m.group(2) in coefs and m.group(2) not in order, f"unknown or repeated variable in {text!r}"
+        coefs[m.group(2)] = sign * int(m.group(1) or 1)
+        order.append(m.group(2))
+    assert order == sorted(order, key=variables.index), f"variables out of order in {text!r}"
+    return [coefs[v] for v in variables], int(right)
+
+
+def bareiss_determinant(matrix):
+    """Exact integer determinant, fraction-free (Bareiss)."""
+    m, sign, previous = [list(row) for row in matrix], 1, 1
+    n = len(m)
+    for k in range(n - 1):
+        if m[k][k] == 0:
+            swap = next((i for i in range(k + 1, n) if m[i][k]), None)
+            if swap is None:
+                return 0
+            m[k], m[swap], sign = m[swap], m[k], -sign
+        for i in range(k + 1, n):
+            for j in range(k + 1, n):
+                m[i][j] = (m[i][j] * m[k][k] - m[i][k] * m[k][j]) // previous
+        previous = m[k][k]
+    return sign * m[-1][-1]
+
+
+def canonical(matrix, constants):
+    rows = []
+    for coefs, const in zip(matrix, constants):
+        row = list(coefs) + [const]
+        g = reduce(gcd, row)
+        lead = next(x for x in row if x)
+        rows.append(tuple(x // g * (1 if lead > 0 else -1) for x in row))
+    return tuple(sorted(rows))
+
+
+RESPONSE = re.compile(r"<think>\n(.*)\n</think>\n<answer>(.*)</answer>", re.S)
+COMBO = re.compile(r"\((\d+)\) = (?:(\d+)\*)?\((\d+)\) ([-+]) (?:(\d+)\*)?\((\d+)\)(?:, divided by (\d+))?: (.+)")
+GIVEN = re.compile(r"\((\d+)\) (?!= )(.+)")
+ELIMINATE = re.compile(r"Eliminate ([a-z]) using \((\d+)\)\.")
+SUBSTITUTE = re.compile(r"Substitute (.+) into \((\d+)\): (-?\d*)([a-z])((?: [-+] \d+)*) = (-?\d+), so (-?\d*)([a-z]) = (-?\d+)\.")
+SOLVE = re.compile(r"(-?\d*)([a-z]) = (-?\d+), so ([a-z]) = (?:(-?\d+) / (-?\d+) = )?(-?\d+)\.")
+
+
+def coefficient(text):
+    return {"": 1, "-": -1}.get(text, None) or int(text)
+
+
+def check_worked_solution(response, variables, equations, answer):
+    """Every line of the <think> block is recognised and numerically true, in a valid order."""
+    m = RESPONSE.fullmatch(response)
+    assert m, response
+    assert m.group(2) == ", ".join(f"{v} = {answer[v]}" for v in variables)
+    n = len(variables)
+    rows, known, eliminating, last_lhs = {}, {}, None, (None, None, None)
+
+    def learn(row):  # a row with one term `v = c` states a value
+        nonzero = [j for j in range(n) if row[j]]
+        if len(nonzero) == 1 and row[nonzero[0]] == 1:
+            known[variables[nonzero[0]]] = row[-1]
+
+    for line in m.group(1).split("\n"):
+        if c := COMBO.fullmatch(line):
+            label, f1, l1, op, f2, l2, div, eq = c.groups()
+            assert int(label) == len(rows) + 1 and int(l1) in rows and int(l2) in rows, line
+            f1, f2, div = int(f1 or 1), int(f2 or 1) * (-1 if op == "-" else 1), int(div or 1)
+            assert "1" not in (c.group(2), c.group(5)), f"factor 1 printed: {line}"
+            combo = [f1 * a + f2 * b for a, b in zip(rows[int(l1)], rows[int(l2)])]
+            assert all(x % div == 0 for x in combo) and (div > 1 or c.group(7) is None), line
+            row = [x // div for x in combo]
+            coefs, const = read_equation(eq, variables)
+            assert coefs + [const] == row, f"false combination: {line}"
+            assert eliminating is not None and row[eliminating[0]] == 0, f"does not eliminate: {line}"
+            assert int(l2) == eliminating[1], f"combines with a row other than the pivot: {line}"
+            rows[int(label)] = row
+            learn(row)
+        elif g := GIVEN.fullmatch(line):
+            label = int(g.group(1))
+            assert label == len(rows) + 1 <= n, line
+            coefs, const = read_equation(g.group(2), variables)
+            assert g.group(2) == equations[label - 1], line
+            rows[label] = coefs + [const]
+            learn(rows[label])
+        elif e := ELIMINATE.fullmatch(line):
+            k, label = variables.index(e.group(1)), int(e.group(2))
+            assert rows[label][k] != 0, f"pivot has no {e.group(1)}: {line}"
+            eliminating = (k, label)
+        elif s := SUBSTITUTE.fullmatch(line):
+            values, label, c1, v1, terms, const, c2, v2, rest = s.groups()
+            row, k = rows[int(label)], variables.index(v1)
+            assert (c1, v1) == (c2, v2) and coefficient(c1) == row[k], line
+            stated = dict(re.fullmatch(r"([a-z]) = (-?\d+)", part).groups() for part in values.split(", "))
+            assert set(stated) == {variables[j] for j in range(n) if j != k and row[j]}, line
+            for v, value in stated.items():
+                assert known.get(v) == int(value), f"substitutes a value not derived yet: {line}"
+            printed = [int(t.replace(" ", "")) for t in re.findall(r" [-+] \d+", terms)]
+            assert printed == [row[j] * answer[variables[j]] for j in range(n) if j != k and row[j]], line
+            assert int(const) == row[-1] and int(rest) == row[-1] - sum(printed), f"false: {line}"
+            if coefficient(c1) == 1:
+                known[v1] = int(rest)
+            last_lhs = (coefficient(c1), v1, int(rest))
+        elif s := SOLVE.fullmatch(line):
+            c, v, rhs, v_again, num, den, value = s.groups()
+            assert v == v_again and coefficient(c) not in (0, 1), line
+            if last_lhs[1] == v:  # follows its Substitute line
+                assert (coefficient(c), int(rhs)) == last_lhs[::2], line
+            else:  # the pivot row has no other term
+                k = variables.index(v)
+                assert any(r[k] == coefficient(c) and r[-1] == int(rhs) and sum(map(bool, r[:-1])) == 1
+                           for r in rows.values()), f"no row states {line}"
+            assert (num is None) == (coefficient(c) == -1), line
+            if num is not None:
+                assert (int(num), int(den)) == (int(rhs), coefficient(c)), line
+            assert Fraction(int(rhs), coefficient(c)) == int(value), f"false division: {line}"
+            known[v] = int(value)
+        else:
+            raise AssertionError(f"unrecognised line {line!r} in\n{response}")
+        if not line.startswith("Substitute"):
+            last_lhs = (None, None, None)
+    assert known == answer, f"the worked solution derives {known}, not {answer}"
+
+
+# ----------------------------------------------------------------------------
+# Formatting
+
+
+@pytest.mark.parametrize("coefs, const, text", [
+    ([3, -5], -24, "3x - 5y = -24"),
+    ([-1, 1], 4, "-x + y = 4"),
+    ([1, -1], 0, "x - y = 0"),
+    ([0, 2], -6, "2y = -6"),
+    ([-7, 0], 14, "-7x = 14"),
+    ([0, 0, -1], 3, "-z = 3"),
+    ([12, 0, 1], -30, "12x + z = -30"),
+])
+def test_format_equation_examples(coefs, const, text):
+    variables = list("xyz"[: len(coefs)])
+    assert data.format_equation(coefs, const, variables) == text
+    assert data.parse_equation(text, variables) == (coefs, const)
+
+
+def test_format_and_parse_round_trip_random_rows():
+    rng = random.Random(0)
+    for _ in range(5000):
+        n = rng.randint(1, 6)
+        variables = list(data.VARIABLE_NAMES[:n])
+        coefs = [rng.choice([0, 0, 1, -1, rng.randint(-99, 99)]) for _ in range(n)]
+        if not any(coefs):
+            coefs[rng.randrange(n)] = rng.choice([1, -1, 5])
+        const = rng.randint(-5000, 5000)
+        text = data.format_equation(coefs, const, variables)
+        assert read_equation(text, variables) == (coefs, const)
+        assert data.parse_equation(text, variables) == (coefs, const)
+
+
+def test_determinant_and_canonical_key():
+    rng = random.Random(1)
+    for _ in range(2000):
+        n = rng.randint(1, 5)
+        matrix = [[rng.randint(-3, 3) for _ in range(n)] for _ in range(n)]
+        if rng.random() < 0.3 and n > 1:  # make it singular
+            matrix[-1] = [a + 2 * b for a, b in zip(matrix[0], matrix[1])]
+        assert data.determinant(matrix) == bareiss_determinant(matrix)
+    assert data.determinant([[1, 2], [2, 4]]) == 0
+    assert data.determinant([[0, 1], [1, 0]]) == -1
+    assert data.determinant([[2, 0, 0], [0, 3, 0], [0, 0, -4]]) == -24
+    # Scaling an equation or reordering the system gives the same key.
+    assert data.canonical_key([[2, 4], [1, -1]], [6, 0]) == data.canonical_key([[-1, 1], [1, 2]], [0, 3])
+    assert data.canonical_key([[1, 2], [1, -1]], [3, 0]) != data.canonical_key([[1, 2], [1, -1]], [3, 1])
+
+
+# ----------------------------------------------------------------------------
+# Generated files: >= 10,000 systems of 1..6 variables over several ranges
+
+CONFIGS = [  # argv, systems in the file
+    (["--n-vars", "1", "--solution-range", "-2000", "2000", "--train", "1200", "--val", "100"], 1500),
+    (["--train", "2800", "--val", "200", "--test", "200", "--test-ood", "200"], 3400),
+    (["--coef-range", "-5", "5", "--solution-range", "-9", "9", "--train", "1600"], 1864),
+    (["--n-vars", "3", "--coef-range", "-10", "10", "--solution-range", "-12", "0", "--train", "1400"], 1664),
+    (["--n-vars", "4", "--coef-range", "0", "9", "--solution-range", "1", "20", "--train", "600",
+      "--val", "50", "--test", "50", "--test-ood", "50", "--ood-coef-range", "-1", "1"], 750),
+    (["--n-vars", "5", "--coef-range", "-3", "3", "--solution-range", "-5", "5", "--train", "400",
+      "--val", "50", "--test", "50", "--test-ood", "50", "--ood-n-vars", "6"], 550),
+    (["--n-vars", "6", "--coef-range", "-4", "4", "--train", "300", "--val", "20", "--test", "20",
+      "--test-ood", "20", "--ood-n-vars", "2", "--seed", "7"], 360),
+]
+
+
+@pytest.fixture(scope="module")
+def generated():
+    out = []
+    for argv, expected in CONFIGS:
+        args = data.parse_args(argv)
+        data.check_args(args)
+        out.append((args, data.generate(args), expected))
+    return out
+
+
+def test_generated_systems_have_all_properties(generated):
+    total = 0
+    for args, result, expected in generated:
+        records = result["records"]
+        assert len(records) == expected == sum(result["meta"]["counts"].values())
+        keys, ids, hashes = set(), set(), set()
+        for r in records:
+            ood = r["split"] == "test_ood"
+            n = args.ood_n_vars or args.n_vars + 1 if ood else args.n_vars
+            lo, hi = (args.ood_coef_range or [2 * args.coef_range[0], 2 * args.coef_range[1]]) if ood \
+                else args.coef_range
+            variables = r["variables"]
+            assert variables == list(data.VARIABLE_NAMES[:n]) == list(r["answer"])
+            assert re.fullmatch(rf"{r['split']}-\d{{4}}", r["id"]) and r["id"] not in ids
+            ids.add(r["id"])
+            parsed = [read_equation(eq, variables) for eq in r["equations"]]
+            assert parsed == [data.parse_equation(eq, variables) for eq in r["equations"]]
+            matrix, constants = [p[0] for p in parsed], [p[1] for p in parsed]
+            assert len(matrix) == n and all(lo <= a <= hi for row in matrix for a in row)
+            solution = [r["answer"][v] for v in variables]
+            assert all(type(s) is int and args.solution_range[0] <= s <= args.solution_range[1] for s in solution)
+            # The stored answer solves the printed system, and no other solution exists.
+            assert [sum(a * s for a, s in zip(row, solution)) for row in matrix] == constants, r["id"]
+            assert bareiss_determinant(matrix) != 0, r["id"]
+            key = canonical(matrix, constants)
+            assert key not in keys, f"{r['id']} repeats an earlier system"
+            keys.add(key)
+            assert r["hash"] not in hashes
+            hashes.add(r["hash"])
+            assert r["prompt"] == utils.linear_prompt(r["equations"], variables)
+            assert "\n".join(r["equations"]) in r["prompt"][1]["content"]
+            assert utils.parse_linear_answer(r["response"], variables, strict=True) == r["answer"]
+            check_worked_solution(r["response"], variables, r["equations"], r["answer"])
+        assert utils.correctness_reward([r["response"] for r in records], [r["answer"] for r in records]) \
+            == [1.0] * len(records)
+        total += len(records)
+    assert total >= 10_000
+    sizes = {len(r["variables"]) for _, result, _ in generated for r in result["records"]}
+    assert sizes == {1, 2, 3, 4, 5, 6}
+
+
+def test_splits_are_ordered_and_sized(generated):
+    args, result, _ = generated[1]
+    splits = [r["split"] for r in result["records"]]
+    assert splits == ["test"] * 200 + ["test_ood"] * 200 + ["val"] * 200 + ["train"] * 2800
+    assert result["meta"]["counts"] == {"test": 200, "test_ood": 200, "val": 200, "train": 2800}
+    assert result["meta"]["ood_n_vars"] == 3 and result["meta"]["ood_coef_range"] == [-60, 60]
+
+
+def test_worked_solution_checker_catches_a_false_line(generated):
+    """The checker above must be able to fail: corrupt one number in a real response."""
+    r = next(r for r in generated[1][1]["records"] if ", divided by" in r["response"])
+    check_worked_solution(r["response"], r["variables"], r["equations"], r["answer"])
+    lines = r["response"].split("\n")
+    i = next(i for i, line in enumerate(lines) if line.startswith("Substitute"))
+    for bad in (re.sub(r"so (-?\d*[a-z]) = (-?\d+)", lambda m: f"so {m[1]} = {int(m[2]) + 1}", lines[i]),
+                re.sub(r", divided by (\d+)", lambda m: f", divided by {int(m[1]) + 1}", r["response"])):
+        corrupted = "\n".join(lines[:i] + [bad] + lines[i + 1:]) if bad.startswith("Substitute") else bad
+        with pytest.raises(AssertionError):
+            check_worked_solution(corrupted, r["variables"], r["equations"], r["answer"])
+
+
+# ----------------------------------------------------------------------------
+# The command line
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_same_seed_same_bytes_and_train_size_leaves_tests_alone(tmp_path):
+    small = ["--train", "8", "--val", "4", "--test", "4", "--test-ood", "4"]
+    paths = {name: str(tmp_path / f"{name}.json") for name in ("a", "b", "seed1", "more_train")}
+    for name, extra, train in [("a", [], 8), ("b", [], 8), ("seed1", ["--seed", "1"], 8),
+                               ("more_train", ["--train", "40"], 40)]:
+        proc = run_script("data.py", *small, *extra, "--out", paths[name])
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == f"wrote {paths[name]}: test 4, test_ood 4, val 4, train {train}"
+    assert read_bytes(paths["a"]) == read_bytes(paths["b"])  # separate processes, different hash seeds
+    assert read_bytes(paths["a"]) != read_bytes(paths["seed1"])
+    a = json.loads(read_bytes(paths["a"]))
+    more = json.loads(read_bytes(paths["more_train"]))
+    for split in ("test", "test_ood", "val"):
+        assert [r for r in a["records"] if r["split"] == split] == \
+            [r for r in more["records"] if r["split"] == split] != []
+    assert len([r for r in more["records"] if r["split"] == "train"]) == 40
+    assert a["meta"]["seed"] == 0 and "out" not in a["meta"]
+
+
+BAD_FLAGS = [
+    (["--coef-range", "5", "1"], "--coef-range"),
+    (["--solution-range", "3", "-3"], "--solution-range"),
+    (["--ood-coef-range", "2", "-2"], "--ood-coef-range"),
+    (["--coef-range", "0", "0"], "--coef-range"),
+    (["--n-vars", "0"], "--n-vars"),
+    (["--ood-n-vars", "0"], "--ood-n-vars"),
+    (["--n-vars", "25"], "variables"),
+    (["--train", "-1"], "--train"),
+    (["--test-ood", "-5"], "--test-ood"),
+    (["--n-vars", "1", "--coef-range", "1", "1", "--solution-range", "0", "0"], "widen the ranges"),
+    (["--n-vars", "2", "--coef-range", "1", "1", "--test", "1"], "widen the ranges"),  # every matrix singular
+    (["--train", "abc"], "--train"),
+    (["--n-vars", "2.5"], "--n-vars"),
+    (["--coef-range", "1"], "--coef-range"),
+]
+
+
+@pytest.mark.parametrize("argv, mentions", BAD_FLAGS, ids=[" ".join(a) for a, _ in BAD_FLAGS])
+def test_bad_flags_fail_cleanly_and_write_nothing(tmp_path, argv, mentions):
+    out = tmp_path / "data.json"
+    proc = run_script("data.py", *argv, "--out", str(out))
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    error_lines = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(error_lines) == 1 and mentions in error_lines[0], proc.stderr
+    assert error_lines[0] == proc.stderr.splitlines()[-1]
+    assert os.listdir(tmp_path) == []
+    # An existing file stays as it was.
+    out.write_text("keep me")
+    assert run_script("data.py", *argv, "--out", str(out)).returncode != 0
+    assert out.read_text() == "keep me" and os.listdir(tmp_path) == ["data.json"]
+
+
+def test_help_lists_every_flag():
+    proc = run_script("data.py", "--help")
+    assert proc.returncode == 0
+    for flag in ("--n-vars", "--coef-range", "--solution-range", "--train", "--val", "--test", "--test-ood",
+                 "--ood-n-vars", "--ood-coef-range", "--seed", "--out"):
+        assert re.search(rf"^\s+{flag}\b", proc.stdout, re.M), f"{flag} missing from --help"
+    assert "(default: 512)" in proc.stdout  # defaults are shown
