@@ -243,10 +243,11 @@ def test_generated_systems_have_all_properties(generated):
         assert len(records) == expected == sum(result["meta"]["counts"].values())
         keys, ids, hashes = set(), set(), set()
         for r in records:
-            ood = r["split"] == "test_ood"
-            n = args.ood_n_vars or args.n_vars + 1 if ood else args.n_vars
-            lo, hi = (args.ood_coef_range or [2 * args.coef_range[0], 2 * args.coef_range[1]]) if ood \
-                else args.coef_range
+            if r["split"] == "test_ood":  # defaults: one more variable, coefficient range doubled
+                n = args.ood_n_vars or args.n_vars + 1
+                lo, hi = args.ood_coef_range or [2 * args.coef_range[0], 2 * args.coef_range[1]]
+            else:
+                n, (lo, hi) = args.n_vars, args.coef_range
             variables = r["variables"]
             assert variables == list(data.VARIABLE_NAMES[:n]) == list(r["answer"])
             assert re.fullmatch(rf"{r['split']}-\d{{4}}", r["id"]) and r["id"] not in ids
