@@ -20,6 +20,7 @@ One record (abridged):
 import argparse
 import hashlib
 import json
+import os
 import random
 import re
 import sys
@@ -27,7 +28,7 @@ from fractions import Fraction
 from functools import reduce
 from math import gcd
 
-from utils import UserError, atomic_write_json, cli, linear_prompt
+from utils import UserError, atomic_write_json, cli, linear_prompt, one_line_errors
 
 VARIABLE_NAMES = "xyzwvutsrqpnmlkjhgfedcba"
 MAX_REJECTIONS = 5000  # consecutive duplicate/singular draws before we call the ranges exhausted
@@ -122,11 +123,11 @@ def worked_solution(matrix, constants, variables, solution):
         pivot = min(candidates, key=lambda label: (abs(rows[label][k]), label))
         pivots.append((k, pivot))
         active.remove(pivot)
-        lines.append(f"Eliminate {variables[k]} using ({pivot}).")
-        for label in list(active):
+        targets = [label for label in active if rows[label][k] != 0]
+        if targets:
+            lines.append(f"Eliminate {variables[k]} using ({pivot}).")
+        for label in targets:
             a, p = rows[label][k], rows[pivot][k]
-            if a == 0:
-                continue
             g = gcd(a, p)
             f_label, f_pivot = p // g, a // g  # f_label*(label) - f_pivot*(pivot) cancels variable k
             if f_label < 0:
@@ -242,8 +243,8 @@ def check_args(args):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = one_line_errors(argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                                formatter_class=argparse.ArgumentDefaultsHelpFormatter))
     p.add_argument("--n-vars", type=int, default=2, help="variables (and equations) per system")
     p.add_argument("--coef-range", type=int, nargs=2, default=[-30, 30], metavar=("LO", "HI"),
                    help="coefficients are drawn uniformly from [LO, HI]")
@@ -264,6 +265,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     check_args(args)
+    if os.path.isdir(args.out):
+        raise UserError(f"--out {args.out} is a directory; give a file path such as {args.out}/data.json")
     data = generate(args)
     atomic_write_json(args.out, data)
     counts = ", ".join(f"{k} {v}" for k, v in data["meta"]["counts"].items())

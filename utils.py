@@ -254,7 +254,7 @@ def is_correct(text, answer, strict=True):
 def _parses(text, answer):
     if isinstance(answer, dict):
         return parse_linear_answer(text, list(answer), strict=True) is not None
-    return has_strict_format(text) and parse_gsm8k_answer(text, "strict") is not None
+    return parse_gsm8k_answer(text, "strict") is not None
 
 
 def correctness_reward(completions, answer, wrong_credit=WRONG_BUT_WELL_FORMED_CREDIT, **kwargs):
@@ -427,6 +427,17 @@ def load_gsm8k(split="test", gsm8k_dir=None):
          "prompt": gsm8k_prompt(r["question"])}
         for i, r in enumerate(rows)
     ]
+
+
+def one_line_errors(parser):
+    """Make an argparse (or HfArgumentParser/TrlParser) parser report a bad flag in one line."""
+
+    def error(message):
+        print(f"error: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+    parser.error = error
+    return parser
 
 
 def cli(main):
