@@ -28,7 +28,7 @@ if unsloth_usable() and "--no-unsloth" not in sys.argv and "--no_unsloth" not in
         print(f"unsloth is installed but does not import ({type(e).__name__}: {e}); using transformers + PEFT")
 
 from transformers import TrainerCallback  # noqa: E402  (after unsloth, on purpose)
-from trl import ModelConfig  # noqa: E402
+from trl import ModelConfig, TrlParser  # noqa: E402
 
 from modeling import DEFAULT_MODEL, LORA_TARGETS, load_pretrained, load_tokenizer, resolve_model  # noqa: E402
 from utils import UserError, atomic_write_json, library_versions, write_manifest  # noqa: E402
@@ -197,6 +197,27 @@ def conversational_dataset(records, columns=("prompt",)):
 
 # ----------------------------------------------------------------------------
 # Runs: config, resume, log, finish
+
+
+class _Parser(TrlParser):
+    def error(self, message):  # argparse would print the whole usage (hundreds of flags) and exit
+        raise UserError(f"{message} (see python {os.path.basename(sys.argv[0])} --help)")
+
+
+def parse_args(dataclass_types, argv=None):
+    """Dataclass instances from flags (default sys.argv), `--config x.yaml`, or a dict of values (notebooks).
+
+    Every mistake (unknown flag or key, bad value, unreadable YAML, a check in a __post_init__) is a UserError.
+    """
+    import yaml
+
+    parser = _Parser(dataclass_types)
+    try:
+        if isinstance(argv, dict):
+            return parser.parse_dict(argv)
+        return parser.parse_args_and_config(argv)
+    except (ValueError, OSError, yaml.YAMLError) as e:
+        raise UserError(" ".join(str(e).split())) from None
 
 
 def changed_fields(args, base_cls):

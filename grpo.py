@@ -1,0 +1,311 @@
+"""GRPO with LoRA on the train split of data.json, rewarded by the same parser the eval scripts score with.
+
+    python grpo.py --output_dir outputs/grpo-qwen            # Qwen2.5-1.5B-Instruct, the study's settings (GPU)
+    python grpo.py --init-adapter outputs/sft-qwen --output_dir outputs/sft-grpo-qwen   # GRPO from an SFT adapter
+    python grpo.py --model smollm2-135m --output_dir outputs/grpo-cpu --max_steps 5 --num_generations 4 \\
+        --per_device_train_batch_size 8 --gradient_accumulation_steps 1 --max_completion_length 64 \\
+        --val_steps 5 --val_limit 8                          # CPU smoke run: 2 prompts x 4 completions per step
+
+Rewards (utils.py): correctness is 1 when the strict parser reads the right solution, --wrong_credit (0.1)
+when the answer is well-formed but wrong, else 0; format grades the <think>/<answer> tags (0.25 a tag, 1 for
+the strict format), so a model that never formats still gets a signal. --reward_weights weighs them.
+
+Defaults follow the original study: LoRA r=64/alpha=64 on all 7 projections, lr 3e-5, 6 completions per
+prompt, 384 completion tokens, temperature 0.7, beta 0.04, loss `grpo`, 1 epoch, 8 prompts x 6 completions
+per optimizer step. TRL counts completions, not prompts, in per_device_train_batch_size, so "8 prompts x 6"
+is 6 completions per micro-batch x 8 accumulation steps (the study's "batch 8" under Unsloth, which raises
+the batch to a multiple of num_generations). Only the train split reaches the trainer (the original study
+trained on 88 of its 100 test items); validation accuracy (greedy, strict and lenient) on the val split
+every --val_steps steps is logged next to the rewards. Generation: Unsloth + vLLM (fast_inference) on a
+CUDA GPU with both installed; TRL's vLLM colocate mode when only vLLM is; TRL's own generate otherwise.
+
+The output dir holds the adapter, tokenizer, run_config.json, versions.json, train_log.jsonl (per step:
+rewards/<function>/mean, frac_reward_zero_std, completions/mean_length, kl, loss, val_accuracy ...),
+training_manifest.json and checkpoints for --resume. Every GRPOConfig / ModelConfig flag works: --help.
+"""
+
+import training  # noqa: I001  (first: it imports Unsloth before transformers/TRL where Unsloth can run)
+
+import importlib.util
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+from transformers import TrainerCallback
+from trl import GRPOConfig, GRPOTrainer, ModelConfig
+
+from generation import generate_all
+from modeling import attach_adapter
+from training import JsonlLogCallback, ModelArguments
+from utils import UserError, cli, correctness_reward, format_reward, is_correct, load_split, write_manifest
+
+LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
+MAX_PROMPT_TOKENS = 512  # Unsloth/vLLM sequence budget = this + max_completion_length (our prompts: ~200)
+
+# ----------------------------------------------------------------------------
+# Arguments
+
+
+@dataclass
+class ScriptArguments:
+    data: str = field(default="data.json", metadata={
+        "help": "data.json written by data.py: trains on its train split, validates on its val split."})
+    wrong_credit: float = field(default=0.1, metadata={
+        "help": "Correctness reward for a well-formed but wrong answer (study: 0.1; 0 = correct answers only)."})
+    init_adapter: str | None = field(default=None, metadata={
+        "aliases": ["--init-adapter"],
+        "help": "Start from this LoRA adapter (e.g. sft.py's output) instead of a fresh LoRA; --lora_* are "
+                "then ignored. The KL reference is the adapter as loaded."})
+    val_steps: int = field(default=8, metadata={
+        "help": "Greedy val accuracy every N optimizer steps, before the first and after the last (0 = off)."})
+    val_limit: int | None = field(default=None, metadata={"help": "Validate on the first N val items only."})
+    val_batch_size: int | None = field(default=None, metadata={
+        "help": "Generation batch size for validation (default: generation.py's, 64 on CUDA, 16 on CPU)."})
+    resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint in --output_dir."})
+
+
+@dataclass
+class GRPOArguments(GRPOConfig):
+    """TRL's GRPOConfig with the original study's hyperparameters as defaults."""
+
+    output_dir: str = field(default="outputs/grpo", metadata={"help": "Where the adapter, logs and checkpoints go."})
+    learning_rate: float = field(default=3e-5, metadata={"help": "Peak learning rate (study: 3e-5)."})
+    num_train_epochs: float = field(default=1.0, metadata={"help": "Epochs over the train split (study: 1)."})
+    num_generations: int | None = field(default=6, metadata={
+        "help": "Completions per prompt, the group whose rewards are compared (study: 6)."})
+    per_device_train_batch_size: int = field(default=6, metadata={
+        "help": "COMPLETIONS per micro-batch (TRL counts completions, not prompts): 6 = one prompt's group. "
+                "Completions per step = this x gradient_accumulation_steps; it must divide by num_generations."})
+    gradient_accumulation_steps: int = field(default=8, metadata={
+        "help": "Micro-batches per optimizer step: 8 x 6 completions = 8 prompts x 6 generations (study)."})
+    max_completion_length: int | None = field(default=384, metadata={
+        "help": "Tokens per completion; longer ones are cut (study: 384)."})
+    temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of the completions (study: 0.7)."})
+    beta: float = field(default=0.04, metadata={
+        "help": "KL penalty towards the starting model (study: 0.04; 0 skips the reference model)."})
+    loss_type: str = field(default="grpo", metadata={
+        "help": "grpo (study: per-sequence mean), dapo (TRL's default), dr_grpo or bnpo.", "choices": LOSS_TYPES})
+    reward_weights: list[float] | None = field(default_factory=lambda: [1.0, 0.5], metadata={
+        "help": "Weights of [correctness, format]: a correct answer in the strict format scores 1.5, a "
+                "well-formed wrong one 0.6, so correctness dominates once the format is learnt."})
+    seed: int = field(default=3407, metadata={"help": "Seed for LoRA init, shuffling and sampling (study: 3407)."})
+    logging_steps: float = field(default=1, metadata={"help": "Log rewards, loss and KL every N steps."})
+    save_steps: float = field(default=8, metadata={"help": "Checkpoint (for --resume) every N steps."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept on disk."})
+    num_completions_to_print: int | None = field(default=2, metadata={
+        "help": "Samples --log_completions prints at each log step."})
+    use_vllm: bool | None = field(default=None, metadata={
+        "help": "Generate with vLLM; unset = when vLLM is installed and a CUDA GPU is present."})
+    vllm_mode: str = field(default="colocate", metadata={
+        "help": "colocate: vLLM shares the training GPU (one GPU); server: a `trl vllm-serve` process."})
+    bf16: bool | None = field(default=None, metadata={
+        "help": "bf16 mixed precision; unset = on with CUDA, off on CPU (where it is slow)."})
+    gradient_checkpointing: bool | None = field(default=None, metadata={
+        "help": "Recompute activations to save memory; unset = on with CUDA, off on CPU."})
+
+    def __post_init__(self):
+        cuda = torch.cuda.is_available()
+        if self.bf16 is None:
+            self.bf16 = cuda and not self.fp16
+        if self.gradient_checkpointing is None:
+            self.gradient_checkpointing = cuda
+        if self.use_vllm is None:
+            self.use_vllm = cuda and importlib.util.find_spec("vllm") is not None
+        check_grpo_args(self)
+        super().__post_init__()
+
+
+def check_grpo_args(args):
+    """Catch the common mistakes before TRL does, with a message that says how to fix them."""
+    if args.loss_type not in LOSS_TYPES:
+        raise UserError(f"--loss_type {args.loss_type!r}: choose one of {', '.join(LOSS_TYPES)}")
+    if args.num_generations is None or args.num_generations < 2:
+        raise UserError("--num_generations must be at least 2: GRPO compares completions of the same prompt")
+    steps = args.steps_per_generation or args.gradient_accumulation_steps
+    completions = args.generation_batch_size or args.per_device_train_batch_size * steps
+    if completions % args.num_generations:
+        raise UserError(
+            f"{completions} completions per generation batch (per_device_train_batch_size "
+            f"{args.per_device_train_batch_size} x {steps} steps) is not a multiple of --num_generations "
+            f"{args.num_generations}: TRL counts completions, not prompts. For P prompts x {args.num_generations} "
+            f"generations per step pass --per_device_train_batch_size {args.num_generations} "
+            f"--gradient_accumulation_steps P")
+    if not args.temperature > 0:
+        raise UserError("--temperature must be > 0: GRPO needs different completions of one prompt")
+    if args.reward_weights is None or len(args.reward_weights) != 2:
+        raise UserError("--reward_weights takes two numbers: correctness, format (e.g. --reward_weights 1 0.5)")
+    if args.resume_from_checkpoint:
+        raise UserError("use --resume: it continues from the last checkpoint in --output_dir")
+
+
+def parse_args(argv=None):
+    """(script_args, model_args, training_args) from flags, `--config x.yaml`, or a dict (notebooks)."""
+    script_args, model_args, training_args = training.parse_args(
+        (ScriptArguments, ModelArguments, GRPOArguments), argv)
+    if not 0 <= script_args.wrong_credit <= 1:
+        raise UserError("--wrong_credit must be between 0 and 1 (the reward of a correct answer)")
+    if script_args.val_steps < 0 or (script_args.val_limit is not None and script_args.val_limit < 1):
+        raise UserError("--val_steps must be >= 0 (0 = off) and --val_limit >= 1")
+    return script_args, model_args, training_args
+
+
+def describe(script_args, model_args, training_args):
+    """The resolved config in a few lines (run_config.json keeps every field)."""
+    path = "unsloth" if training.uses_unsloth(model_args) else "transformers + peft"
+    generation = "vLLM" if training_args.use_vllm else "transformers generate"
+    steps = training_args.steps_per_generation
+    return "\n".join([
+        f"grpo: {asdict(script_args)}",
+        f"model ({path}, generation: {generation}): {training.changed_fields(model_args, ModelConfig)}",
+        f"training (changed from TRL's GRPOConfig): {training.changed_fields(training_args, GRPOConfig)}",
+        f"per step: {training_args.generation_batch_size // training_args.num_generations} prompts x "
+        f"{training_args.num_generations} completions, in {steps} micro-batches of "
+        f"{training_args.per_device_train_batch_size}",
+    ])
+
+
+# ----------------------------------------------------------------------------
+# Data and rewards
+
+
+def load_data(script_args):
+    """(train records, train dataset, val records). Only the train split ever becomes a dataset."""
+    train_records = load_split(script_args.data, "train")
+    train_ds = training.conversational_dataset(train_records, columns=("prompt", "answer"))
+    val_records = load_split(script_args.data, "val") if script_args.val_steps else []
+    return train_records, train_ds, val_records[:script_args.val_limit]
+
+
+def reward_functions(wrong_credit):
+    """[correctness, format] in TRL's signature. Named functions: TRL logs rewards/<__name__>/mean."""
+
+    def correctness_reward_fn(completions, answer, **kwargs):
+        return correctness_reward(completions, answer, wrong_credit=wrong_credit)
+
+    correctness_reward_fn.__name__ = "correctness_reward"
+    return [correctness_reward_fn, format_reward]
+
+
+# ----------------------------------------------------------------------------
+# Model, validation, trainer
+
+
+def build_model(script_args, model_args, training_args):
+    """(model, tokenizer, peft_config): a fresh LoRA, or --init_adapter loaded trainable (peft_config None)."""
+    max_length = MAX_PROMPT_TOKENS + training_args.max_completion_length
+    load = training.load_model_for_training
+    if training.uses_unsloth(model_args):
+        kwargs = {}
+        if training_args.use_vllm:  # Unsloth runs vLLM inside this process, sharing the LoRA weights
+            rank = model_args.lora_r
+            if script_args.init_adapter:
+                rank = max(rank, _adapter_config(script_args.init_adapter)["r"])
+            kwargs = dict(fast_inference=True, max_lora_rank=rank,
+                          gpu_memory_utilization=training_args.vllm_gpu_memory_utilization)
+        if script_args.init_adapter:  # Unsloth loads base + adapter from the adapter dir, then keeps that LoRA
+            _adapter_config(script_args.init_adapter)
+            model_args = replace(model_args, model_name_or_path=script_args.init_adapter)
+        return load(model_args, max_length, training_args.seed, training_args.gradient_checkpointing, **kwargs)
+    model, tokenizer, peft_config = load(model_args, max_length, training_args.seed)
+    if script_args.init_adapter:
+        model, peft_config = attach_adapter(model, script_args.init_adapter, merge=False, trainable=True), None
+    return model, tokenizer, peft_config
+
+
+def _adapter_config(adapter_dir):
+    path = os.path.join(adapter_dir, "adapter_config.json")
+    if not os.path.exists(path):
+        raise UserError(f"--init_adapter: no LoRA adapter (adapter_config.json) in {adapter_dir}")
+    with open(path) as f:
+        return json.load(f)
+
+
+class ValidationCallback(TrainerCallback):
+    """Greedy accuracy on val records (strict and lenient parser) before training and every `every` steps.
+
+    TRL has no compute_metrics for GRPO. The values join the trainer's own per-step metrics, so they are
+    logged on the same line as the rewards and reach train_log.jsonl and every report_to backend.
+    """
+
+    def __init__(self, trainer, records, every, max_new_tokens, batch_size=None):
+        self.trainer, self.records, self.every = trainer, records, every
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+
+    def accuracy(self):
+        outputs = generate_all(self.trainer.model, self.trainer.processing_class, [r["prompt"] for r in self.records],
+                               max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, progress=False)
+        texts = [out[0]["text"] for out in outputs]
+        n = len(texts)
+        return {
+            "val_accuracy": sum(is_correct(t, r["answer"], strict=True) for t, r in zip(texts, self.records)) / n,
+            "val_accuracy_lenient": sum(is_correct(t, r["answer"], strict=False)
+                                        for t, r in zip(texts, self.records)) / n,
+            "val_truncated": sum(out[0]["truncated"] for out in outputs) / n,
+        }
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step == 0:  # the starting point (skipped on --resume: it is in the log already)
+            self.trainer.log(self.accuracy())
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % self.every == 0 or state.global_step == state.max_steps:
+            for key, value in self.accuracy().items():
+                self.trainer._metrics["train"][key].append(value)  # averaged and logged with the rewards
+            control.should_log = True
+
+
+def build_trainer(model, tokenizer, peft_config, script_args, training_args, train_ds, val_records=()):
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=reward_functions(script_args.wrong_credit),
+        args=training_args,
+        train_dataset=train_ds,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[JsonlLogCallback(training_args.output_dir)],
+    )
+    if script_args.val_steps and val_records:
+        trainer.add_callback(ValidationCallback(trainer, val_records, script_args.val_steps,
+                                                training_args.max_completion_length, script_args.val_batch_size))
+    return trainer
+
+
+def train(trainer, checkpoint=None):
+    """Train (from `checkpoint` if given); a NaN/inf loss stops it with training.TrainingDiverged."""
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    print(f"trained {trainer.state.global_step} steps in {result.metrics['train_runtime']:.0f} s")
+    return result
+
+
+def save(trainer, tokenizer, train_records, script_args, model_args, training_args):
+    output_dir = training_args.output_dir
+    config = training.run_config(script_args, model_args, training_args)
+    training.finish_run(trainer, tokenizer, output_dir, config, train_records, script_args.data)
+    # With --init_adapter and beta > 0, TRL keeps a frozen copy of the starting adapter ("ref") for the KL
+    # term, and save_model writes it to ref/: it is the input adapter again, not a result.
+    if script_args.init_adapter and os.path.exists(os.path.join(output_dir, "ref", "adapter_config.json")):
+        shutil.rmtree(os.path.join(output_dir, "ref"))
+    print(f"saved adapter, tokenizer, config, log and manifest to {output_dir}")
+    return output_dir
+
+
+def main(argv=None):
+    script_args, model_args, training_args = parse_args(argv)
+    checkpoint = training.checkpoint_to_resume(training_args.output_dir, script_args.resume)
+    train_records, train_ds, val_records = load_data(script_args)
+    print(describe(script_args, model_args, training_args))
+    print(f"data: {len(train_ds)} train, {len(val_records)} val items from {script_args.data}")
+    # The manifest goes down before the first step, so even a crashed run's checkpoints are covered.
+    os.makedirs(training_args.output_dir, exist_ok=True)
+    write_manifest(training_args.output_dir, train_records, script_args.data)
+    model, tokenizer, peft_config = build_model(script_args, model_args, training_args)
+    trainer = build_trainer(model, tokenizer, peft_config, script_args, training_args, train_ds, val_records)
+    train(trainer, checkpoint)
+    return save(trainer, tokenizer, train_records, script_args, model_args, training_args)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    cli(main)

@@ -1,0 +1,203 @@
+"""grpo.py: reward wiring, study defaults, flag checks, and short real runs on the tiny random model."""
+
+import contextlib
+import io
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import grpo
+import training
+from conftest import run_script
+from utils import UserError, load_split
+
+CORRECT = "<think>add the equations</think><answer>x = 2, y = -3</answer>"
+WRONG = "<think>guess</think><answer>x = 1, y = 1</answer>"
+UNFORMATTED = "x = 2, y = -3"
+ANSWER = {"x": 2, "y": -3}
+
+
+def as_chat(text):
+    return [{"role": "assistant", "content": text}]  # how TRL passes completions of conversational prompts
+
+
+# ----------------------------------------------------------------------------
+# Rewards and arguments (no model)
+
+
+@pytest.mark.parametrize("wrong_credit", [0.1, 0.0])
+def test_rewards_hand_checked(wrong_credit):
+    correctness, fmt = grpo.reward_functions(wrong_credit)
+    assert [correctness.__name__, fmt.__name__] == ["correctness_reward", "format_reward"]  # TRL's log keys
+    completions = [as_chat(t) for t in (CORRECT, WRONG, UNFORMATTED, "<answer>x = 2, y = -3</answer>")]
+    assert correctness(completions, [ANSWER] * 4) == [1.0, wrong_credit, 0.0, 0.0]
+    assert fmt(completions) == [1.0, 1.0, 0.0, 0.5]
+
+
+def test_defaults_follow_the_study():
+    script_args, model_args, args = grpo.parse_args([])
+    assert (args.learning_rate, args.num_generations, args.max_completion_length) == (3e-5, 6, 384)
+    assert (args.temperature, args.beta, args.loss_type, args.num_train_epochs) == (0.7, 0.04, "grpo", 1.0)
+    # TRL counts completions: 6 per micro-batch x 8 accumulation steps = 8 prompts x 6 generations per step
+    assert args.generation_batch_size == 48 and args.steps_per_generation == 8
+    assert args.generation_batch_size // args.num_generations == 8
+    assert args.reward_weights == [1.0, 0.5] and script_args.wrong_credit == 0.1
+    assert (model_args.lora_r, model_args.lora_alpha, len(model_args.lora_target_modules)) == (64, 64, 7)
+    assert args.report_to == [] and not args.bf16  # no GPU here: fp32
+    assert grpo.parse_args(["--report_to", "tensorboard", "--loss_type", "dr_grpo"])[2].report_to == ["tensorboard"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--num_generations", "5"], "not a multiple of --num_generations 5"),
+    (["--num_generations", "1", "--per_device_train_batch_size", "1"], "at least 2"),
+    (["--loss_type", "ppo"], "invalid choice"),
+    (["--reward_weights", "1"], "two numbers"),
+    (["--wrong_credit", "2"], "between 0 and 1"),
+    (["--temperature", "0"], "> 0"),
+    (["--val_steps", "-1"], "--val_steps"),
+    (["--resume_from_checkpoint", "x"], "use --resume"),
+    (["--no-such-flag"], "no-such-flag"),
+])
+def test_bad_flags_are_user_errors(argv, message):
+    with pytest.raises(UserError, match=message):
+        grpo.parse_args(argv)
+
+
+def test_missing_data_and_unknown_model(tmp_path, tiny_data):
+    with pytest.raises(UserError, match="data file not found"):
+        grpo.main(["--data", str(tmp_path / "nope.json"), "--output_dir", str(tmp_path / "a")])
+    with pytest.raises(UserError, match="cannot load model"):
+        grpo.main(["--model", str(tmp_path / "no-model"), "--data", tiny_data, "--output_dir", str(tmp_path / "b")])
+
+
+def test_cli_error_is_one_line():
+    result = run_script("grpo.py", "--num_generations", "5")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr
+
+
+# ----------------------------------------------------------------------------
+# TRL's log-prob kernel stand-in (training.py) that lets GRPO run on CPU
+
+
+def test_cpu_logprobs_match_log_softmax(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+    from trl.trainer.utils import add_fused_lm_head
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = torch.randint(0, 1000, (2, 9))
+    with torch.no_grad():
+        ref = torch.log_softmax(model(ids).logits[:, :-1].float() / 0.7, dim=-1)
+    add_fused_lm_head(model, temperature=0.7, outputs=("log_probs", "entropy"))
+    out = model(ids, labels=ids, fused_lm_head=True)
+    torch.testing.assert_close(out.log_probs, ref.gather(-1, ids[:, 1:, None]).squeeze(-1))
+    torch.testing.assert_close(out.entropy, -(ref.exp() * ref).sum(-1))
+    out.loss.backward()
+    assert model.lm_head.weight.grad.abs().sum() > 0
+
+
+# ----------------------------------------------------------------------------
+# Real runs on the tiny random model: 2 prompts x 4 completions x 8 tokens per step
+
+
+def tiny_argv(model_dir, data, output_dir, *extra):
+    return ["--model", model_dir, "--data", data, "--output_dir", str(output_dir),
+            "--num_generations", "4", "--per_device_train_batch_size", "8", "--gradient_accumulation_steps", "1",
+            "--max_completion_length", "8", "--learning_rate", "1e-2", "--val_steps", "1", "--val_limit", "2",
+            "--save_steps", "1", "--lora_r", "8", "--lora_alpha", "16", *extra]
+
+
+def letter_count_reward(completions, **kwargs):
+    """Varies between completions of a random model (the real rewards are all 0 there), so GRPO has a signal."""
+    return [sum(c.isalpha() for c in completion[-1]["content"]) / 10 for completion in completions]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_model_dir, tiny_data):
+    """One 2-step run with a varying reward in the format slot, --log_completions on; then --resume to 3."""
+    output_dir = tmp_path_factory.mktemp("grpo") / "run"
+    argv = tiny_argv(tiny_model_dir, tiny_data, output_dir)
+    letter_count_reward.__name__ = "format_reward"  # keep the log key the real run has
+    stdout = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(stdout):
+        mp.setattr(grpo, "format_reward", letter_count_reward)
+        grpo.main(argv + ["--max_steps", "2", "--log_completions"])
+    first_log = training.read_log(output_dir)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(grpo, "format_reward", letter_count_reward)
+        grpo.main(argv + ["--max_steps", "3", "--resume"])
+    return {"dir": str(output_dir), "stdout": stdout.getvalue(), "first_log": first_log, "argv": argv}
+
+
+def test_run_logs_every_field(run):
+    steps = [r for r in run["first_log"] if "reward" in r]
+    assert [r["step"] for r in steps] == [1, 2]
+    for record in steps:
+        for key in ("rewards/correctness_reward/mean", "rewards/format_reward/mean", "frac_reward_zero_std",
+                    "completions/mean_length", "kl", "loss", "val_accuracy", "val_accuracy_lenient"):
+            assert isinstance(record[key], float), key
+        assert record["completions/mean_length"] == 8.0 and record["frac_reward_zero_std"] < 1.0
+    start = run["first_log"][0]  # validation before the first step: the starting point
+    assert start["step"] == 0 and start["val_accuracy"] == 0.0 and "loss" not in start
+    assert "Completion" in run["stdout"]  # --log_completions printed TRL's sample table
+
+
+def test_run_moves_lora_and_saves_everything(run, tiny_data):
+    out = run["dir"]
+    weights = load_file(os.path.join(out, "adapter_model.safetensors"))
+    lora_b = [w for name, w in weights.items() if "lora_B" in name]
+    assert lora_b and any(w.abs().max() > 0 for w in lora_b)  # B starts at zero: it moved
+    for name in ("adapter_config.json", "tokenizer_config.json", "run_config.json", "versions.json"):
+        assert os.path.exists(os.path.join(out, name)), name
+    with open(os.path.join(out, "run_config.json")) as f:
+        config = json.load(f)
+    assert config["training"]["loss_type"] == "grpo" and config["training"]["reward_weights"] == [1.0, 0.5]
+
+
+def test_manifest_holds_only_train_ids(run, tiny_data):
+    with open(os.path.join(run["dir"], "training_manifest.json")) as f:
+        manifest = json.load(f)
+    assert manifest["splits"] == ["train"]
+    assert manifest["ids"] == [r["id"] for r in load_split(tiny_data, "train")]
+    assert all(i.startswith("train-") for i in manifest["ids"])
+
+
+def test_resume_continues_without_duplicate_lines(run):
+    log = training.read_log(run["dir"])
+    assert [r["step"] for r in log if "reward" in r] == [1, 2, 3]
+    assert [r["step"] for r in log if "val_accuracy" in r and "reward" not in r] == [0]  # no second start line
+    with open(os.path.join(run["dir"], "checkpoint-3", "trainer_state.json")) as f:
+        assert json.load(f)["global_step"] == 3
+    with pytest.raises(UserError, match="--resume"):  # a fresh run never mixes into an existing one
+        grpo.main(run["argv"] + ["--max_steps", "1"])
+
+
+def test_init_adapter_is_trainable(tmp_path, tiny_model_dir, tiny_data):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    sft = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                         LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    for name, weight in sft.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(weight)
+    sft.save_pretrained(tmp_path / "sft")
+    script_args, model_args, args = grpo.parse_args(tiny_argv(tiny_model_dir, tiny_data, tmp_path / "out",
+                                                              "--init-adapter", str(tmp_path / "sft")))
+    model, _, peft_config = grpo.build_model(script_args, model_args, args)
+    assert peft_config is None  # the adapter's own LoRA is trained, not a fresh one
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    saved = load_file(tmp_path / "sft" / "adapter_model.safetensors")
+    name = next(n for n in trainable if "lora_B" in n)
+    key = name.replace(".default", "")
+    torch.testing.assert_close(trainable[name].detach(), saved[key])
+    with pytest.raises(UserError, match="adapter_config.json"):
+        grpo.build_model(script_args.__class__(**{**vars(script_args), "init_adapter": str(tmp_path)}),
+                         model_args, args)
+
