@@ -1,0 +1,160 @@
+"""sft.py on the tiny random model (conftest.tiny_model_dir) and tiny data: masking, training, outputs, resume, errors."""
+
+import json
+import os
+import shutil
+
+import pytest
+from conftest import run_script
+from safetensors.torch import load_file
+
+import sft
+import training
+import utils
+from utils import UserError
+
+STEPS = 6
+
+
+def tiny_args(model, data, output_dir, *extra):
+    """Small enough for CPU tests: a few steps of batch 4, rank-8 LoRA, no progress bars."""
+    return ["--model", model, "--data", data, "--output_dir", str(output_dir), "--per_device_train_batch_size", "4",
+            "--lora_r", "8", "--lora_alpha", "16", "--disable_tqdm", "true", *extra]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model_dir, tiny_data):
+    """One real run: STEPS steps, a checkpoint every step, val loss every 3 steps."""
+    out = tmp_path_factory.mktemp("sft") / "run"
+    sft.main(tiny_args(tiny_model_dir, tiny_data, out, "--max_steps", str(STEPS), "--learning_rate", "2e-2",
+                       "--warmup_steps", "0", "--save_steps", "1", "--eval_steps", "3"))
+    return str(out)
+
+
+def collated_batch(tiny_model_dir, tiny_data, tmp_path, *extra):
+    """The first training batch exactly as the trainer's own collator builds it (no training)."""
+    argv = tiny_args(tiny_model_dir, tiny_data, tmp_path, "--eval_strategy", "no", *extra)
+    script_args, model_args, training_args = sft.parse_args(argv)
+    records, train_ds, _ = sft.load_datasets(script_args.data, with_val=False)
+    model, tokenizer, peft_config = sft.build_model(model_args, training_args)
+    trainer = sft.build_trainer(model, tokenizer, peft_config, training_args, train_ds)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    return records[:4], tokenizer, batch
+
+
+def prompt_length(tokenizer, prompt):
+    return len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)["input_ids"])
+
+
+def test_loss_is_on_the_response_only(tiny_model_dir, tiny_data, tmp_path):
+    records, tokenizer, batch = collated_batch(tiny_model_dir, tiny_data, tmp_path)
+    for record, ids, labels, mask in zip(records, batch["input_ids"], batch["labels"], batch["attention_mask"]):
+        n_prompt, n_real = prompt_length(tokenizer, record["prompt"]), int(mask.sum())
+        assert n_prompt > 50 and (labels[:n_prompt] == -100).all()  # system + user + "assistant\n" header
+        assert (labels[n_prompt:n_real] == ids[n_prompt:n_real]).all()  # every response token is a target
+        assert (labels[n_real:] == -100).all()  # padding
+        # The targets are the response and the end-of-turn token, so the model also learns to stop
+        assert tokenizer.decode(labels[n_prompt:n_real]) == record["response"] + "<|im_end|>\n"
+
+
+def test_loss_on_prompt_trains_on_every_token(tiny_model_dir, tiny_data, tmp_path):
+    _, _, batch = collated_batch(tiny_model_dir, tiny_data, tmp_path, "--loss-on-prompt")
+    real = batch["attention_mask"].bool()
+    assert (batch["labels"][real] == batch["input_ids"][real]).all()
+    assert (batch["labels"][~real] == -100).all()
+
+
+def test_training_lowers_loss_and_logs_every_step(trained):
+    log = training.read_log(trained)
+    train_rows = [r for r in log if "loss" in r]
+    assert [r["step"] for r in train_rows] == list(range(1, STEPS + 1))
+    assert all(r["learning_rate"] > 0 for r in train_rows)
+    losses = [r["loss"] for r in train_rows]
+    assert min(losses[-2:]) < losses[0] - 0.05, losses
+    assert [r["step"] for r in log if "eval_loss" in r] == [3, 6]
+
+
+def test_output_dir_holds_adapter_tokenizer_config_and_manifest(trained, tiny_data):
+    for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                 "versions.json", "train_log.jsonl"):
+        assert os.path.exists(os.path.join(trained, name)), name
+    with open(os.path.join(trained, "run_config.json")) as f:
+        config = json.load(f)
+    assert config["script"] == {"data": tiny_data, "loss_on_prompt": False, "resume": False}
+    assert config["model"]["lora_r"] == 8 and config["training"]["completion_only_loss"] is True
+    assert config["training"]["learning_rate"] == 2e-2 and config["training"]["max_steps"] == STEPS
+    manifest = utils.read_manifest(trained)
+    train = utils.load_split(tiny_data, "train")
+    assert manifest["ids"] == [r["id"] for r in train] and manifest["splits"] == ["train"]
+    assert manifest["hashes"] == [r["hash"] for r in train]
+    assert manifest["data_sha256"] == utils.file_sha256(tiny_data)
+
+
+def test_adapter_is_trained_and_loads(trained, tiny_model_dir, tiny_data):
+    import modeling
+    from generation import generate_all
+
+    weights = load_file(os.path.join(trained, "adapter_model.safetensors"))
+    lora_b = [w for name, w in weights.items() if "lora_B" in name]
+    assert len(lora_b) == 2 * 7 and all(w.abs().max() > 0 for w in lora_b)  # 2 layers x 7 projections, all moved
+    model, tokenizer = modeling.load_model(tiny_model_dir, adapter=trained)
+    prompt = utils.load_split(tiny_data, "test")[0]["prompt"]
+    [[output]] = generate_all(model, tokenizer, [prompt], max_new_tokens=4, progress=False)
+    assert output["num_tokens"] > 0
+
+
+def test_resume_continues_from_last_checkpoint(trained, tiny_model_dir, tiny_data, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(trained, out)
+    # As if killed after logging step STEPS but before saving it: step STEPS must run again, logged once
+    shutil.rmtree(out / f"checkpoint-{STEPS}")
+    assert os.path.isdir(out / f"checkpoint-{STEPS - 1}")
+    more = STEPS + 2
+    sft.main(tiny_args(tiny_model_dir, tiny_data, out, "--resume", "--max_steps", str(more), "--learning_rate",
+                       "2e-2", "--warmup_steps", "0", "--save_steps", "1", "--eval_steps", "3"))
+    with open(out / f"checkpoint-{more}" / "trainer_state.json") as f:
+        assert json.load(f)["global_step"] == more
+    log = training.read_log(out)
+    assert [r["step"] for r in log if "loss" in r] == list(range(1, more + 1))
+    assert [r["step"] for r in log if "eval_loss" in r] == [3, 6, more]  # the Trainer also evaluates at the end
+    assert [r["step"] for r in log if "train_runtime" in r] == [more]  # the first run's summary was cut with step 6
+
+
+def test_fresh_run_refuses_a_used_dir_and_resume_needs_a_checkpoint(trained, tiny_model_dir, tiny_data, tmp_path):
+    with pytest.raises(UserError, match="already holds a training run"):
+        sft.main(tiny_args(tiny_model_dir, tiny_data, trained, "--max_steps", "1"))
+    with pytest.raises(UserError, match="no checkpoint"):
+        sft.main(tiny_args(tiny_model_dir, tiny_data, tmp_path / "empty", "--resume", "--max_steps", "1"))
+
+
+def test_nan_loss_stops_training_with_a_clear_error(tiny_model_dir, tiny_data, tmp_path):
+    with pytest.raises(training.TrainingDiverged, match="loss is nan at step 2: training diverged"):
+        sft.main(tiny_args(tiny_model_dir, tiny_data, tmp_path, "--max_steps", "4", "--learning_rate", "1e30",
+                           "--warmup_steps", "0", "--eval_strategy", "no"))
+    assert not os.path.exists(tmp_path / "adapter_model.safetensors")
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--data", "missing.json"], "data file not found: missing.json"),
+    (["--model", "no/such-model-dir"], "cannot load"),
+    (["--config", "LIST"], "must contain a YAML mapping"),
+    (["--config", "BROKEN"], "line 1"),
+    (["--learning_rte", "1e-4"], "not used by the HfArgumentParser.*--learning_rte"),
+    (["--learning_rate", "fast"], "invalid float value: 'fast'"),
+    (["--completion_only_loss", "true", "--loss-on-prompt"], "contradicts"),
+])
+def test_bad_input_is_a_user_error(extra, message, tiny_model_dir, tiny_data, tmp_path):
+    (tmp_path / "LIST").write_text("- a list\n- not a mapping\n")
+    (tmp_path / "BROKEN").write_text("learning_rate: [1e-4\n")
+    argv = tiny_args(tiny_model_dir, tiny_data, tmp_path / "out", "--max_steps", "1")
+    argv += [str(tmp_path / a) if a in ("LIST", "BROKEN") else a for a in extra]
+    with pytest.raises(UserError, match=message):
+        sft.main(argv)
+    assert not os.path.exists(tmp_path / "out")
+
+
+def test_cli_reports_one_line_and_exit_status_2(tmp_path):
+    result = run_script("sft.py", "--data", str(tmp_path / "nope.json"), "--output_dir", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == f"error: data file not found: {tmp_path / 'nope.json'}"
+    assert "Traceback" not in result.stderr
