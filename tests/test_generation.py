@@ -1,0 +1,135 @@
+"""generation.py: the fast path gives plain `model.generate`'s greedy tokens; sampling, EOS, PEFT, modes."""
+
+import pytest
+import torch
+
+import generation
+import utils
+
+MAX_NEW = 20
+
+
+@pytest.fixture(scope="module")
+def lively(smollm2_dir):
+    """A tiny random Llama with large weights (outputs vary from token to token, unlike a 0.02-init one),
+    and one of its frequent mid-sequence tokens made EOS, so rows stop at different steps."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, initializer_range=0.3,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    model = LlamaForCausalLM(config).eval()
+    prompts = [utils.gsm8k_prompt("What is " + "1 + 1 " * k + "?") for k in range(1, 8)]
+    rows = reference(model, tokenizer, prompts)[:, 1:-2].tolist()
+    model.generation_config.eos_token_id = max({t for row in rows for t in row}, key=lambda t: sum(t in r for r in rows))
+    return model, tokenizer, prompts
+
+
+def reference(model, tokenizer, prompts, max_new_tokens=MAX_NEW):
+    """Plain HF generate, greedy, one left-padded batch: the generated token ids."""
+    tokenizer.padding_side = "left"
+    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    out = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
+                         pad_token_id=tokenizer.pad_token_id, repetition_penalty=1.0)
+    return out[:, batch["input_ids"].shape[1]:]
+
+
+def expected_outputs(model, tokenizer, prompts):
+    eos = model.generation_config.eos_token_id
+    expected = []
+    for row in reference(model, tokenizer, prompts).tolist():
+        n = row.index(eos) + 1 if eos in row else len(row)
+        text = tokenizer.decode(row[: n - 1] if eos in row else row[:n], skip_special_tokens=True)
+        expected.append({"text": text, "num_tokens": n, "truncated": eos not in row})
+    return expected
+
+
+@pytest.mark.parametrize("static_cache", [False, True])
+def test_greedy_equals_plain_generate(lively, static_cache):
+    model, tokenizer, prompts = lively
+    expected = expected_outputs(model, tokenizer, prompts)
+    stops = [e["num_tokens"] for e in expected if not e["truncated"]]
+    assert stops and len(set(stops)) > 1, "the fixture should make rows stop at different steps"
+    for batch_size in (1, 3, 16):
+        got = generation.generate_all(model, tokenizer, prompts, max_new_tokens=MAX_NEW, batch_size=batch_size,
+                                      static_cache=static_cache, progress=False)
+        assert [outputs[0] for outputs in got] == expected, f"batch_size={batch_size}"
+
+
+def test_yields_every_prompt_once_in_completion_order(lively):
+    model, tokenizer, prompts = lively
+    seen = [i for i, outputs in generation.generate(model, tokenizer, prompts, max_new_tokens=MAX_NEW,
+                                                      batch_size=3, progress=False)]
+    assert sorted(seen) == list(range(len(prompts)))
+    assert seen != list(range(len(prompts)))  # longest prompts first, early stoppers before the rest
+
+
+def test_sampling(lively):
+    model, tokenizer, prompts = lively
+    prompts = prompts[:3]
+    kwargs = dict(max_new_tokens=6, temperature=1.0, batch_size=4, progress=False)
+    a = generation.generate_all(model, tokenizer, prompts, num_samples=3, seed=1, **kwargs)
+    b = generation.generate_all(model, tokenizer, prompts, num_samples=3, seed=1, **kwargs)
+    c = generation.generate_all(model, tokenizer, prompts, num_samples=3, seed=2, **kwargs)
+    assert all(len(outputs) == 3 for outputs in a)
+    assert a == b and a != c
+    assert len({o["text"] for o in a[0]}) > 1  # samples of one prompt differ
+    greedy = generation.generate_all(model, tokenizer, prompts, max_new_tokens=6, progress=False)
+    for sampled in (dict(top_k=1), dict(top_p=1e-9)):  # both leave only the likeliest token
+        one = generation.generate_all(model, tokenizer, prompts, num_samples=1, seed=3, **sampled, **kwargs)
+        assert one == greedy, sampled
+
+
+def test_sampler_filters():
+    sampler = generation._Sampler(temperature=1.0, top_p=0.7, top_k=0, seed=0, device="cpu")
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).repeat(2000, 1)
+    counts = torch.bincount(sampler(logits), minlength=4)
+    assert counts[2] == counts[3] == 0 and counts[0] > counts[1] > 0  # top_p 0.7 keeps {0.5, 0.3}
+    sampler = generation._Sampler(temperature=1.0, top_p=1.0, top_k=3, seed=0, device="cpu")
+    counts = torch.bincount(sampler(logits), minlength=4)
+    assert counts[3] == 0 and counts[2] > 0
+
+
+def test_greedy_samples_are_copies_and_truncation(lively):
+    model, tokenizer, prompts = lively
+    out = generation.generate_all(model, tokenizer, prompts[:2], max_new_tokens=3, num_samples=2, progress=False)
+    for outputs in out:
+        assert len(outputs) == 2 and outputs[0] == outputs[1] and outputs[0] is not outputs[1]
+        assert outputs[0]["num_tokens"] <= 3
+        assert outputs[0]["truncated"] == (outputs[0]["num_tokens"] == 3)
+
+
+def test_restores_training_mode_and_runs_unmerged_lora(lively):
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer, prompts = lively
+    torch.manual_seed(1)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                  init_lora_weights=False))  # random B: the adapter matters
+    try:
+        peft_model.train()
+        unmerged = generation.generate_all(peft_model, tokenizer, prompts, max_new_tokens=8, progress=False)
+        assert peft_model.training and peft_model.base_model.model.model.layers[0].training
+        peft_model.eval()
+        with peft_model.disable_adapter():
+            base = generation.generate_all(peft_model, tokenizer, prompts, max_new_tokens=8, progress=False)
+        peft_model.merge_adapter()
+        merged = generation.generate_all(peft_model, tokenizer, prompts, max_new_tokens=8, progress=False)
+        peft_model.unmerge_adapter()
+    finally:
+        peft_model.unload()  # leave the shared fixture model without LoRA layers
+    assert unmerged == merged != base
+
+
+def test_eos_ids_include_generation_config():
+    class Tok:
+        eos_token_id = 2
+
+    class Model:
+        class generation_config:
+            eos_token_id = [5, 7]
+
+    assert generation._eos_ids(Model, Tok) == {2, 5, 7}
