@@ -101,14 +101,15 @@ class GRPOArguments(GRPOConfig):
     vllm_mode: str = field(default="colocate", metadata={
         "help": "colocate: vLLM shares the training GPU (one GPU); server: a `trl vllm-serve` process."})
     bf16: bool | None = field(default=None, metadata={
-        "help": "bf16 mixed precision; unset = on with CUDA, off on CPU (where it is slow)."})
+        "help": "bf16 mixed precision; unset = on with a bf16 GPU (fp16 on older GPUs), off on CPU (slow there)."})
     gradient_checkpointing: bool | None = field(default=None, metadata={
         "help": "Recompute activations to save memory; unset = on with CUDA, off on CPU."})
 
     def __post_init__(self):
         cuda = torch.cuda.is_available()
-        if self.bf16 is None:
-            self.bf16 = cuda and not self.fp16
+        if self.bf16 is None and not self.fp16:  # mixed precision on GPUs, as sft.py and Unsloth's notebooks
+            self.bf16 = cuda and torch.cuda.is_bf16_supported()
+            self.fp16 = cuda and not self.bf16
         if self.gradient_checkpointing is None:
             self.gradient_checkpointing = cuda
         if self.use_vllm is None:
@@ -176,6 +177,15 @@ def load_data(script_args):
     train_ds = training.conversational_dataset(train_records, columns=("prompt", "answer"))
     val_records = load_split(script_args.data, "val") if script_args.val_steps else []
     return train_records, train_ds, val_records[:script_args.val_limit]
+
+
+def prepare_output_dir(script_args, training_args, train_records):
+    """The checkpoint to resume from (None for a fresh run); writes the manifest before the first step,
+    so even a crashed run's checkpoints are covered by the eval scripts' contamination guard."""
+    checkpoint = training.checkpoint_to_resume(training_args.output_dir, script_args.resume)
+    os.makedirs(training_args.output_dir, exist_ok=True)
+    write_manifest(training_args.output_dir, train_records, script_args.data)
+    return checkpoint
 
 
 def reward_functions(wrong_credit):
@@ -293,13 +303,10 @@ def save(trainer, tokenizer, train_records, script_args, model_args, training_ar
 
 def main(argv=None):
     script_args, model_args, training_args = parse_args(argv)
-    checkpoint = training.checkpoint_to_resume(training_args.output_dir, script_args.resume)
     train_records, train_ds, val_records = load_data(script_args)
+    checkpoint = prepare_output_dir(script_args, training_args, train_records)
     print(describe(script_args, model_args, training_args))
     print(f"data: {len(train_ds)} train, {len(val_records)} val items from {script_args.data}")
-    # The manifest goes down before the first step, so even a crashed run's checkpoints are covered.
-    os.makedirs(training_args.output_dir, exist_ok=True)
-    write_manifest(training_args.output_dir, train_records, script_args.data)
     model, tokenizer, peft_config = build_model(script_args, model_args, training_args)
     trainer = build_trainer(model, tokenizer, peft_config, script_args, training_args, train_ds, val_records)
     train(trainer, checkpoint)

@@ -50,6 +50,16 @@ def test_defaults_follow_the_study():
     assert grpo.parse_args(["--report_to", "tensorboard", "--loss_type", "dr_grpo"])[2].report_to == ["tensorboard"]
 
 
+def test_yaml_config_then_flags(tmp_path):
+    config = tmp_path / "grpo.yaml"
+    config.write_text("learning_rate: 1.0e-4\nnum_generations: 4\nper_device_train_batch_size: 8\nval_steps: 3\n")
+    script_args, _, args = grpo.parse_args(["--config", str(config), "--num_generations", "2"])
+    assert (args.learning_rate, args.num_generations, script_args.val_steps) == (1e-4, 2, 3)  # the flag wins
+    config.write_text("learning_rate: [1\n")
+    with pytest.raises(UserError):
+        grpo.parse_args(["--config", str(config)])
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--num_generations", "5"], "not a multiple of --num_generations 5"),
     (["--num_generations", "1", "--per_device_train_batch_size", "1"], "at least 2"),
