@@ -58,7 +58,7 @@ class ScriptArguments:
         "aliases": ["--init-adapter"],
         "help": "Start from this LoRA adapter (e.g. sft.py's output) instead of a fresh LoRA; --lora_* are "
                 "then ignored. The KL reference is the adapter as loaded."})
-    val_steps: int = field(default=8, metadata={
+    val_steps: int = field(default=16, metadata={
         "help": "Greedy val accuracy every N optimizer steps, before the first and after the last (0 = off)."})
     val_limit: int | None = field(default=None, metadata={"help": "Validate on the first N val items only."})
     val_batch_size: int | None = field(default=None, metadata={
@@ -207,16 +207,14 @@ def build_model(script_args, model_args, training_args):
     max_length = MAX_PROMPT_TOKENS + training_args.max_completion_length
     load = training.load_model_for_training
     if training.uses_unsloth(model_args):
+        rank = model_args.lora_r
+        if script_args.init_adapter:  # Unsloth loads base + adapter from the adapter dir and trains that LoRA
+            rank = max(rank, _adapter_config(script_args.init_adapter)["r"])
+            model_args = replace(model_args, model_name_or_path=script_args.init_adapter)
         kwargs = {}
-        if training_args.use_vllm:  # Unsloth runs vLLM inside this process, sharing the LoRA weights
-            rank = model_args.lora_r
-            if script_args.init_adapter:
-                rank = max(rank, _adapter_config(script_args.init_adapter)["r"])
+        if training_args.use_vllm:  # fast_inference: Unsloth runs vLLM in this process, sharing the LoRA weights
             kwargs = dict(fast_inference=True, max_lora_rank=rank,
                           gpu_memory_utilization=training_args.vllm_gpu_memory_utilization)
-        if script_args.init_adapter:  # Unsloth loads base + adapter from the adapter dir, then keeps that LoRA
-            _adapter_config(script_args.init_adapter)
-            model_args = replace(model_args, model_name_or_path=script_args.init_adapter)
         return load(model_args, max_length, training_args.seed, training_args.gradient_checkpointing, **kwargs)
     model, tokenizer, peft_config = load(model_args, max_length, training_args.seed)
     if script_args.init_adapter:
