@@ -55,7 +55,6 @@ class ScriptArguments:
     wrong_credit: float = field(default=0.1, metadata={
         "help": "Correctness reward for a well-formed but wrong answer (study: 0.1; 0 = correct answers only)."})
     init_adapter: str | None = field(default=None, metadata={
-        "aliases": ["--init-adapter"],
         "help": "Start from this LoRA adapter (e.g. sft.py's output) instead of a fresh LoRA; --lora_* are "
                 "then ignored. The KL reference is the adapter as loaded."})
     val_steps: int = field(default=16, metadata={
