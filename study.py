@@ -12,6 +12,7 @@ save the adapter last, so an existing output is a complete one, and a rerun afte
 """
 
 import argparse
+import glob
 import os
 import shlex
 import shutil
@@ -67,7 +68,9 @@ def plan(config):
         if adapter:
             trainer = "sft.py" if run == "sft" else "grpo.py"
             argv = [py, trainer, "--model_name_or_path", model, "--data", data, "--output_dir", adapter,
-                    *flags(config, "sft" if run == "sft" else "grpo"), "--resume"]
+                    *flags(config, "sft" if run == "sft" else "grpo")]
+            if glob.glob(os.path.join(adapter, "checkpoint-*")):  # interrupted earlier: continue it
+                argv.append("--resume")
             if run == "sft_grpo":
                 argv += ["--init_adapter", os.path.join(outputs, "sft")]
             stages.append((f"train {run}", os.path.join(adapter, "adapter_config.json"), argv))
