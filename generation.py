@@ -286,16 +286,12 @@ def vllm_available():
     return importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
 
 
-def generate_vllm(model_path, prompts, *, adapter=None, max_new_tokens=512, num_samples=1, temperature=0.0,
-                  top_p=1.0, top_k=0, seed=0, dtype="auto", progress=True, chunk=512):
-    """Same outputs as generate(), from a vLLM engine; a LoRA is served with a LoRARequest, unmerged.
-
-    Prompts go in chunks of `chunk`, so a caller that saves each result loses at most one chunk on a crash.
-    """
+def load_vllm(model_path, adapter=None, dtype="auto", seed=0):
+    """(vLLM engine, LoRARequest or None); the LoRA is served unmerged, at its own rank."""
     import json
     import os
 
-    from vllm import LLM, SamplingParams
+    from vllm import LLM
     from vllm.lora.request import LoRARequest
 
     lora, rank = None, 16
@@ -304,6 +300,17 @@ def generate_vllm(model_path, prompts, *, adapter=None, max_new_tokens=512, num_
             rank = json.load(f).get("r", rank)
         lora = LoRARequest("adapter", 1, os.path.abspath(adapter))
     llm = LLM(model=model_path, dtype=dtype, seed=seed, enable_lora=lora is not None, max_lora_rank=rank)
+    return llm, lora
+
+
+def generate_vllm(llm, prompts, *, lora=None, max_new_tokens=512, num_samples=1, temperature=0.0, top_p=1.0,
+                  top_k=0, seed=0, progress=True, chunk=512):
+    """Same outputs as generate(), from a vLLM engine (load_vllm), in prompt order.
+
+    Prompts go in chunks of `chunk`, so a caller that saves each result loses at most one chunk on a crash.
+    """
+    from vllm import SamplingParams
+
     params = SamplingParams(n=num_samples, temperature=max(temperature, 0.0), top_p=top_p,
                             top_k=top_k if top_k > 0 else -1, max_tokens=max_new_tokens, seed=seed)
     for start in range(0, len(prompts), chunk):

@@ -127,5 +127,7 @@ def attach_adapter(model, adapter, merge=True, trainable=False):
     try:
         model = PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
     except (RuntimeError, ValueError, KeyError) as e:  # shape mismatch: adapter made for another model
-        raise UserError(f"adapter {adapter} does not match the model: {str(e).splitlines()[0][:300]}") from None
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+        detail = next((line for line in lines if "size mismatch" in line), lines[0])  # the informative line
+        raise UserError(f"adapter {adapter} does not match the model: {detail[:300]}") from None
     return model.merge_and_unload() if merge else model

@@ -1,0 +1,377 @@
+"""The harness both eval scripts share: flags, resume, generation, scoring, summary, results file.
+
+A benchmark script (linear_equation_eval.py, gsm8k_eval.py) supplies a `Benchmark`: how to load its items,
+how to parse and score an output, its protocol; `run(benchmark, argv)` does the rest:
+
+    settings -> items (--limit) -> contamination guard -> model -> generate, appending each finished item
+    to <out>/.<name>_<benchmark>.partial.jsonl -> score -> summary -> <out>/<name>_<benchmark>.json
+
+The sidecar's first line holds the settings, so `--resume` continues only the same run; the results file
+is written atomically and the sidecar removed after it. `--rescore FILE` re-parses stored texts, no model.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import modeling
+from utils import UserError, atomic_write_json, library_versions, read_json, read_manifest, wilson_interval
+
+SAMPLING_FIELDS = ("max_new_tokens", "num_samples", "temperature", "top_p", "top_k")
+GREEDY = {"num_samples": 1, "temperature": 0.0, "top_p": 1.0, "top_k": 0}
+CRASH_ENV = "EVAL_CRASH_AFTER"  # tests: raise after this many items were saved, to simulate a crash
+
+
+@dataclass
+class Benchmark:
+    name: str  # "linear_equation" | "gsm8k"
+    modes: tuple  # parser modes, strictest first; the first one also counts format failures
+    load: Callable  # args -> (items [{id, prompt, answer, hash?}], data {data_file, data_sha256, split})
+    parse: Callable  # (text, answer, mode) -> parsed value or None
+    correct: Callable  # (parsed, answer) -> bool
+    protocol: dict  # the original study's sampling settings (`--protocol original`)
+    max_new_tokens: int = 512
+
+
+@dataclass
+class EvalArguments:
+    """Flags shared by the eval scripts; each script adds its data flags."""
+
+    model: str = field(default=modeling.DEFAULT_MODEL, metadata={
+        "help": "hub id, local directory, or the embedded 'smollm2-135m'"})
+    adapter: Optional[str] = field(default=None, metadata={"help": "PEFT LoRA directory evaluated on top of --model"})
+    limit: Optional[int] = field(default=None, metadata={"help": "evaluate only the first N items (quick runs)"})
+    max_new_tokens: Optional[int] = field(default=None, metadata={
+        "help": "generation budget per output (default 512; --protocol original sets its own)"})
+    num_samples: Optional[int] = field(default=None, metadata={"help": "outputs per item (default 1: greedy)"})
+    temperature: Optional[float] = field(default=None, metadata={"help": "0 = greedy (default)"})
+    top_p: Optional[float] = field(default=None, metadata={"help": "nucleus sampling mass (default 1.0)"})
+    top_k: Optional[int] = field(default=None, metadata={"help": "sample from the k likeliest tokens; 0 = all"})
+    protocol: Optional[str] = field(default=None, metadata={
+        "help": "'original': the original study's sampling (n, T=0.7, top_p 0.8, top_k 20); flags override it"})
+    batch_size: Optional[int] = field(default=None, metadata={"help": "rows per batch (default 64 on CUDA, 16 on CPU)"})
+    backend: str = field(default="auto", metadata={"help": "auto | vllm | hf (auto: vLLM when installed with CUDA)"})
+    device: Optional[str] = field(default=None, metadata={"help": "cuda | cpu (default: cuda if available)"})
+    dtype: Optional[str] = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on CUDA, fp32 on CPU)"})
+    static_cache: str = field(default="auto", metadata={
+        "help": "HF backend: auto | on | off (auto: static cache + compiled decode on CUDA for long runs)"})
+    name: Optional[str] = field(default=None, metadata={"help": "run name for the results file (default: from model+adapter)"})
+    out: str = field(default="results", metadata={"help": "directory for results files"})
+    resume: bool = field(default=False, metadata={"help": "continue an interrupted run from its .partial.jsonl"})
+    rescore: Optional[str] = field(default=None, metadata={
+        "help": "re-parse the texts in this results file with the current parsers and rewrite it (no model)"})
+    allow_overlap: bool = field(default=False, metadata={
+        "help": "evaluate even items the adapter was trained on (recorded in the summary)"})
+    seed: int = field(default=0, metadata={"help": "sampling seed"})
+
+
+def parse_args(arg_classes, argv):
+    from trl import TrlParser
+
+    parser = TrlParser(arg_classes)
+    try:
+        return parser.parse_args_and_config(args=argv)
+    except (ValueError, OSError) as e:  # a bad --config file
+        raise UserError(str(e)) from None
+
+
+# ----------------------------------------------------------------------------
+# Settings
+
+
+def sampling_settings(benchmark, args):
+    """Explicit flags, else --protocol original, else greedy with the benchmark's token budget."""
+    if args.protocol not in (None, "original"):
+        raise UserError(f"unknown --protocol {args.protocol!r}; the only one is 'original'")
+    base = dict(GREEDY, max_new_tokens=benchmark.max_new_tokens)
+    if args.protocol == "original":
+        base.update(benchmark.protocol)
+    settings = {k: getattr(args, k) if getattr(args, k) is not None else base[k] for k in SAMPLING_FIELDS}
+    if settings["num_samples"] < 1 or settings["max_new_tokens"] < 1:
+        raise UserError("--num-samples and --max-new-tokens must be at least 1")
+    if settings["temperature"] <= 0 and settings["num_samples"] > 1:
+        raise UserError("--num-samples > 1 needs --temperature > 0 (greedy outputs would all be the same)")
+    return settings
+
+
+def default_name(model, adapter):
+    """'Qwen/Qwen2.5-1.5B-Instruct' + 'outputs/sft/' -> 'Qwen2.5-1.5B-Instruct+sft'."""
+    name = os.path.basename(os.path.normpath(model))
+    if adapter:
+        parts = os.path.normpath(adapter).split(os.sep)
+        tail = parts[-1] if not parts[-1].startswith("checkpoint-") or len(parts) < 2 else "-".join(parts[-2:])
+        name += "+" + tail
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", name)
+
+
+def results_path(benchmark, args, split):
+    suffix = benchmark.name + ("" if split in ("test", None) or benchmark.name == "gsm8k" else f"_{split}")
+    return os.path.join(args.out, f"{args.name}_{suffix}.json")
+
+
+def items_hash(items):
+    """Content hash of what is evaluated (ids, prompts, answers): the resume key for hub data."""
+    h = hashlib.sha256()
+    for item in items:
+        h.update(json.dumps([item["id"], item["prompt"], item["answer"]], sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def check_overlap(items, adapter, data, allow):
+    """Items the adapter was trained on (by content hash, or by id in the same data file)."""
+    manifest = read_manifest(adapter) if adapter else None
+    if not manifest:
+        return 0
+    hashes = set(manifest.get("hashes", []))
+    same_file = manifest.get("data_sha256") == data["data_sha256"]
+    ids = set(manifest.get("ids", [])) if same_file else set()
+    overlap = [item["id"] for item in items if item.get("hash") in hashes or item["id"] in ids]
+    if overlap and not allow:
+        raise UserError(
+            f"{len(overlap)} of {len(items)} items were in the adapter's training data "
+            f"({os.path.join(adapter, 'training_manifest.json')}), e.g. {overlap[0]}; evaluate another split "
+            "or pass --allow-overlap to evaluate anyway")
+    return len(overlap)
+
+
+# ----------------------------------------------------------------------------
+# Sidecar: a header line with the settings, then one {"id", "outputs", "elapsed_s"} line per finished item
+
+
+def partial_path(path):
+    directory, base = os.path.split(path)
+    return os.path.join(directory, "." + base.replace(".json", ".partial.jsonl"))
+
+
+def read_partial(path, header, resume):
+    """The lines {id, outputs, elapsed_s} saved by an interrupted run with these settings."""
+    if not os.path.exists(path):
+        return []
+    if not resume:
+        raise UserError(f"an interrupted run left {path}; pass --resume to continue it, or delete it to start over")
+    with open(path) as f:
+        lines = [line for line in f if line.strip()]
+    try:
+        saved_header = json.loads(lines[0])["settings"] if lines else None
+        rows = []
+        for line in lines[1:]:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # the last line of a killed run may be half-written
+                break
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise UserError(f"{path} is not a partial results file; delete it to start over") from None
+    if saved_header != header:
+        changed = sorted(k for k in set(header) | set(saved_header or {})
+                         if (saved_header or {}).get(k) != header.get(k))
+        raise UserError(f"{path} was written with other settings ({', '.join(changed)} differ); rerun with the "
+                        "same flags, or delete it to start over")
+    return rows
+
+
+def open_partial(path, header, rows):
+    """Rewrite the sidecar cleanly (header + complete lines), then append to it."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        f.write(json.dumps({"settings": header}) + "\n")
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    os.replace(path + ".tmp", path)
+    return open(path, "a")
+
+
+# ----------------------------------------------------------------------------
+# Generation
+
+
+def load_generator(args, settings):
+    """Load the model now, so a bad model or adapter fails before any file is written; returns a function
+    prompts -> iterator of (index, outputs)."""
+    import generation
+
+    common = dict(max_new_tokens=settings["max_new_tokens"], num_samples=settings["num_samples"],
+                  temperature=settings["temperature"], top_p=settings["top_p"], top_k=settings["top_k"],
+                  seed=args.seed)
+    if args.backend_used == "vllm":
+        llm, lora = generation.load_vllm(modeling.resolve_model(args.model), args.adapter, args.dtype or "auto",
+                                         args.seed)
+        return lambda prompts: generation.generate_vllm(llm, prompts, lora=lora, **common)
+    model, tokenizer = modeling.load_model(args.model, args.adapter, device=args.device, dtype=args.dtype)
+    static = {"auto": "auto", "on": True, "off": False}[args.static_cache]
+    return lambda prompts: generation.generate(model, tokenizer, prompts, batch_size=args.batch_size,
+                                               static_cache=static, **common)
+
+
+def generate_outputs(generator, items, sidecar, done, elapsed_before):
+    """Generate what `done` lacks, appending each finished item to the sidecar; returns ({id: outputs}, seconds)."""
+    todo = [item for item in items if item["id"] not in done]
+    crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
+    start, saved = time.time(), 0
+    for index, outputs in generator([item["prompt"] for item in todo]):
+        done[todo[index]["id"]] = outputs
+        elapsed = round(elapsed_before + time.time() - start, 3)
+        sidecar.write(json.dumps({"id": todo[index]["id"], "outputs": outputs, "elapsed_s": elapsed}) + "\n")
+        sidecar.flush()
+        saved += 1
+        if crash_after and saved >= crash_after:
+            raise RuntimeError(f"{CRASH_ENV}={crash_after}: simulated crash")
+    return done, elapsed_before + time.time() - start
+
+
+# ----------------------------------------------------------------------------
+# Scoring and summary
+
+
+def score_records(benchmark, items, outputs_by_id):
+    records = []
+    for item in items:
+        outputs = []
+        for out in outputs_by_id[item["id"]]:
+            parsed = {m: benchmark.parse(out["text"], item["answer"], m) for m in benchmark.modes}
+            correct = {m: bool(benchmark.correct(parsed[m], item["answer"])) for m in benchmark.modes}
+            outputs.append({"text": out["text"], "num_tokens": out["num_tokens"], "truncated": out["truncated"],
+                            "parsed": parsed, "correct": correct})
+        records.append({"id": item["id"], "answer": item["answer"], "outputs": outputs})
+    return records
+
+
+def summarize(benchmark, records):
+    outputs = [o for r in records for o in r["outputs"]]
+    accuracy = {}
+    for mode in benchmark.modes:
+        correct = sum(o["correct"][mode] for o in outputs)
+        lo, hi = wilson_interval(correct, len(outputs))
+        accuracy[mode] = {"correct": correct, "total": len(outputs),
+                          "accuracy": correct / len(outputs) if outputs else 0.0, "ci95": [lo, hi]}
+    return {
+        "num_items": len(records), "num_outputs": len(outputs), "modes": list(benchmark.modes),
+        "accuracy": accuracy,
+        "format_failures": sum(o["parsed"][benchmark.modes[0]] is None for o in outputs),
+        "truncated": sum(bool(o["truncated"]) for o in outputs),
+        "generated_tokens": sum(o["num_tokens"] for o in outputs),
+    }
+
+
+def print_summary(summary, path):
+    g = summary["generation"]
+    sampling = "greedy" if g["temperature"] <= 0 else f"T={g['temperature']}, top_p {g['top_p']}, top_k {g['top_k']}"
+    adapter = f" + {summary['adapter']}" if summary.get("adapter") else ""
+    n = summary["num_outputs"]
+    print(f"\n{summary['benchmark']} | {summary['model']}{adapter} | split {summary['split']} | "
+          f"{summary['num_items']} items x {g['num_samples']} | {sampling}, {g['max_new_tokens']} tokens")
+    for mode, acc in summary["accuracy"].items():
+        lo, hi = acc["ci95"]
+        print(f"{mode:<9} Final: {acc['correct']}/{acc['total']} ({100 * acc['accuracy']:.2f}%)  "
+              f"95% CI [{100 * lo:.1f}, {100 * hi:.1f}]")
+    print(f"format failures {summary['format_failures']}/{n} | truncated {summary['truncated']}/{n} | "
+          f"{summary.get('wall_time_s', 0):.0f} s | {summary.get('tokens_per_s', 0):.1f} tok/s")
+    print(f"results: {path}")
+
+
+def rescore(benchmark, path):
+    """Recompute parsed values, correctness and the summary from the stored texts."""
+    results = read_json(path, "results file")
+    summary = results.get("summary") if isinstance(results, dict) else None
+    if not isinstance(summary, dict) or summary.get("benchmark") != benchmark.name:
+        raise UserError(f"{path} is not a {benchmark.name} results file")
+    try:
+        items = [{"id": r["id"], "answer": r["answer"]} for r in results["records"]]
+        outputs = {r["id"]: r["outputs"] for r in results["records"]}
+        records = score_records(benchmark, items, outputs)
+    except (KeyError, TypeError) as e:
+        raise UserError(f"{path} has malformed records ({type(e).__name__}: {e})") from None
+    summary.update(summarize(benchmark, records))
+    summary["rescored_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    atomic_write_json(path, {"summary": summary, "records": records})
+    print_summary(summary, path)
+    return {"summary": summary, "records": records}
+
+
+# ----------------------------------------------------------------------------
+# The pipeline
+
+
+def main(benchmark, data_arguments, argv=None):
+    """Parse flags (EvalArguments + the script's data flags), evaluate, return the results dict."""
+    eval_args, data_args = parse_args((EvalArguments, data_arguments), argv)
+    args = argparse.Namespace(**vars(eval_args), **vars(data_args))
+    args.command = " ".join(["python", os.path.basename(sys.argv[0])] + list(sys.argv[1:] if argv is None else argv))
+    return run(benchmark, args)
+
+
+def run(benchmark, args):
+    """Evaluate per `args` (EvalArguments + the benchmark's data flags); returns the results dict."""
+    if args.rescore:
+        return rescore(benchmark, args.rescore)
+    settings = sampling_settings(benchmark, args)
+    if args.backend not in ("auto", "vllm", "hf"):
+        raise UserError(f"unknown --backend {args.backend!r}; choose auto, vllm or hf")
+    if args.static_cache not in ("auto", "on", "off"):
+        raise UserError(f"unknown --static-cache {args.static_cache!r}; choose auto, on or off")
+    if args.dtype:
+        modeling.parse_dtype(args.dtype)  # fail on a typo before loading anything
+    if args.adapter and not os.path.exists(os.path.join(args.adapter, "adapter_config.json")):
+        raise UserError(f"no LoRA adapter (adapter_config.json) in {args.adapter}")
+    items, data = benchmark.load(args)
+    if args.limit is not None:
+        items = items[: max(args.limit, 0)]
+    if not items:
+        raise UserError("no items to evaluate")
+    overlap = check_overlap(items, args.adapter, data, args.allow_overlap)
+
+    import generation  # torch: only once the cheap checks have passed
+
+    args.backend_used = ("vllm" if generation.vllm_available() else "hf") if args.backend == "auto" else args.backend
+    if args.backend_used == "vllm" and not generation.vllm_available():
+        raise UserError("--backend vllm needs vLLM installed and a CUDA GPU; use --backend hf")
+    device = args.device or modeling.default_device()
+    batch_size = args.batch_size or (generation.CUDA_BATCH_SIZE if device.startswith("cuda") else generation.CPU_BATCH_SIZE)
+    dtype = str(modeling.parse_dtype(args.dtype) if args.dtype else modeling.default_dtype(device)).replace("torch.", "")
+    args.batch_size, args.device = batch_size, device
+    args.name = args.name or default_name(args.model, args.adapter)
+    path = results_path(benchmark, args, data["split"])
+    header = {"benchmark": benchmark.name, "model": args.model, "adapter": args.adapter, "dtype": dtype,
+              "data_sha256": data["data_sha256"], "split": data["split"], "items": items_hash(items),
+              "seed": args.seed, **settings}
+    shown = {**header, "items": len(items), "backend": args.backend_used, "batch_size": batch_size,
+             "device": device, "dtype": dtype, "allow_overlap": args.allow_overlap, "results": path}
+    print("config: " + " | ".join(f"{k} {v}" for k, v in shown.items() if v is not None))
+
+    sidecar_path = partial_path(path)
+    if args.resume and not os.path.exists(sidecar_path) and os.path.exists(path):
+        print(f"{path} is complete; nothing to resume")
+        results = read_json(path, "results file")
+        print_summary(results["summary"], path)
+        return results
+    rows = read_partial(sidecar_path, header, args.resume)
+    done = {row["id"]: row["outputs"] for row in rows}
+    elapsed = max([row.get("elapsed_s", 0.0) for row in rows] + [0.0])  # generation time before the crash
+    if rows:
+        print(f"resuming: {len(done)} of {len(items)} items already done")
+    if len(done) < len(items):
+        generator = load_generator(args, settings)
+        with open_partial(sidecar_path, header, rows) as sidecar:
+            done, elapsed = generate_outputs(generator, items, sidecar, done, elapsed)
+
+    records = score_records(benchmark, items, done)
+    summary = {"benchmark": benchmark.name, "name": args.name, "model": args.model, "adapter": args.adapter,
+               **data, **summarize(benchmark, records)}
+    summary.update({
+        "generation": {**settings, "seed": args.seed, "protocol": args.protocol, "backend": args.backend_used,
+                       "batch_size": batch_size, "device": device, "dtype": dtype, "static_cache": args.static_cache},
+        "versions": library_versions(), "wall_time_s": round(elapsed, 2),
+        "tokens_per_s": round(summary["generated_tokens"] / elapsed, 2) if elapsed > 0 else 0.0,
+        "allow_overlap": bool(args.allow_overlap), "overlapping_items": overlap, "limit": args.limit,
+        "command": getattr(args, "command", None),
+    })
+    results = {"summary": summary, "records": records}
+    atomic_write_json(path, results)
+    os.remove(sidecar_path)
+    print_summary(summary, path)
+    return results

@@ -1,0 +1,180 @@
+"""linear_equation_eval.py (and the shared harness evaluation.py): results schema, resume after a crash,
+rescore, the contamination guard, adapters, protocol flags, and one-line errors on bad input."""
+
+import json
+import os
+
+import pytest
+
+import linear_equation_eval
+import utils
+from conftest import run_script
+
+FAST = ["--max-new-tokens", "6", "--batch-size", "4"]
+
+
+@pytest.fixture(scope="module")
+def lively_model_dir(tiny_model_dir, tmp_path_factory):
+    """The tiny random model with large weights: its greedy outputs differ from item to item."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    path = str(tmp_path_factory.mktemp("lively"))
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(tiny_model_dir, tmp_path_factory):
+    """A LoRA with random (non-zero) weights on the tiny model, saved as sft.py would."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    path = str(tmp_path_factory.mktemp("adapter") / "sft")
+    model.save_pretrained(path)
+    return path
+
+
+def evaluate(model, data, out, *extra):
+    return linear_equation_eval.main(["--model", model, "--data", data, "--out", str(out), *FAST, *extra])
+
+
+def test_results_file(tiny_model_dir, tiny_data, tmp_path):
+    results = evaluate(tiny_model_dir, tiny_data, tmp_path, "--limit", "3")
+    name = os.path.basename(tiny_model_dir)
+    path = tmp_path / f"{name}_linear_equation.json"
+    assert utils.read_json(str(path)) == json.loads(json.dumps(results))
+    assert not list(tmp_path.glob(".*partial*"))  # the sidecar is gone once the results are written
+    s = results["summary"]
+    assert (s["benchmark"], s["name"], s["split"], s["modes"]) == ("linear_equation", name, "test", ["strict", "lenient"])
+    assert s["data_sha256"] == utils.file_sha256(tiny_data) and s["num_items"] == s["num_outputs"] == 3
+    assert s["generation"]["max_new_tokens"] == 6 and s["generation"]["temperature"] == 0.0
+    assert s["accuracy"]["strict"]["total"] == 3 and s["accuracy"]["strict"]["ci95"][0] == 0.0
+    assert s["truncated"] == sum(o["truncated"] for r in results["records"] for o in r["outputs"])
+    assert s["format_failures"] == 3 and s["allow_overlap"] is False and "torch" in s["versions"]
+    assert s["tokens_per_s"] > 0 and s["wall_time_s"] > 0
+    test_ids = [r["id"] for r in utils.load_split(tiny_data, "test")][:3]
+    assert [r["id"] for r in results["records"]] == test_ids
+    output = results["records"][0]["outputs"][0]
+    assert set(output) == {"text", "num_tokens", "truncated", "parsed", "correct"}
+    assert set(output["parsed"]) == set(output["correct"]) == {"strict", "lenient"}
+
+
+def test_resume_after_crash_gives_the_same_records(lively_model_dir, tiny_data, tmp_path, monkeypatch):
+    whole = evaluate(lively_model_dir, tiny_data, tmp_path / "whole", "--batch-size", "2")
+    assert len({r["outputs"][0]["text"] for r in whole["records"]}) > 1
+
+    out = tmp_path / "crashed"
+    args = ["--model", lively_model_dir, "--data", tiny_data, "--out", str(out), *FAST, "--name", "run",
+            "--batch-size", "2"]
+    monkeypatch.setenv("EVAL_CRASH_AFTER", "2")  # the process dies (traceback, exit 1) after saving 2 items
+    crashed = run_script("linear_equation_eval.py", *args)
+    monkeypatch.delenv("EVAL_CRASH_AFTER")
+    assert crashed.returncode == 1 and "simulated crash" in crashed.stderr
+    sidecar = out / ".run_linear_equation.partial.jsonl"
+    lines = sidecar.read_text().splitlines()
+    assert len(lines) == 3 and "settings" in json.loads(lines[0])  # header + the 2 items saved before the crash
+    assert not (out / "run_linear_equation.json").exists()
+    with open(sidecar, "a") as f:
+        f.write('{"id": "test-00')  # a kill in the middle of a write leaves half a line
+
+    with pytest.raises(utils.UserError, match="--resume"):
+        linear_equation_eval.main(args)  # a leftover sidecar is never silently overwritten
+    with pytest.raises(utils.UserError, match="max_new_tokens"):
+        linear_equation_eval.main(args + ["--resume", "--max-new-tokens", "7"])
+    resumed = linear_equation_eval.main(args + ["--resume", "--batch-size", "3"])
+    assert resumed["records"] == whole["records"]
+    assert not sidecar.exists()
+
+
+def test_rescore(tiny_model_dir, tiny_data, tmp_path):
+    results = evaluate(tiny_model_dir, tiny_data, tmp_path, "--limit", "2", "--name", "r")
+    path = tmp_path / "r_linear_equation.json"
+    record, other = results["records"]
+    answer = ", ".join(f"{v} = {n}" for v, n in record["answer"].items())
+    record["outputs"][0]["text"] = f"<think>solved</think><answer>{answer}</answer>"
+    other["outputs"][0]["text"] = "so " + ", ".join(f"{v} = {n}" for v, n in other["answer"].items())
+    utils.atomic_write_json(str(path), results)
+    rescored = linear_equation_eval.main(["--rescore", str(path)])
+    assert utils.read_json(str(path)) == json.loads(json.dumps(rescored))
+    first, second = (r["outputs"][0] for r in rescored["records"])
+    assert first["correct"] == {"strict": True, "lenient": True} and first["parsed"]["strict"] == record["answer"]
+    assert second["correct"] == {"strict": False, "lenient": True}
+    acc = rescored["summary"]["accuracy"]
+    assert (acc["strict"]["correct"], acc["lenient"]["correct"], rescored["summary"]["format_failures"]) == (1, 2, 1)
+    assert rescored["summary"]["generation"] == results["summary"]["generation"]
+
+
+def test_adapter_protocol_and_overlap_guard(tiny_model_dir, adapter_dir, tiny_data, tmp_path):
+    # protocol original sets n=5, T=0.7, top_p 0.8, top_k 20; an explicit flag still wins
+    results = evaluate(tiny_model_dir, tiny_data, tmp_path, "--adapter", adapter_dir, "--limit", "2",
+                       "--protocol", "original", "--num-samples", "2", "--split", "val")
+    s = results["summary"]
+    assert s["name"] == os.path.basename(tiny_model_dir) + "+sft" and s["adapter"] == adapter_dir
+    assert (tmp_path / f"{s['name']}_linear_equation_val.json").exists() and s["split"] == "val"
+    g = s["generation"]
+    assert (g["num_samples"], g["temperature"], g["top_p"], g["top_k"]) == (2, 0.7, 0.8, 20)
+    assert s["num_outputs"] == 4 and all(len(r["outputs"]) == 2 for r in results["records"])
+    plain = evaluate(tiny_model_dir, tiny_data, tmp_path, "--limit", "2", "--split", "val")
+    with_adapter = evaluate(tiny_model_dir, tiny_data, tmp_path, "--adapter", adapter_dir, "--limit", "2",
+                            "--split", "val")
+    assert plain["records"] != with_adapter["records"]  # the LoRA is applied
+
+    records = utils.load_split(tiny_data, "test")
+    utils.write_manifest(adapter_dir, records[1:2], tiny_data)
+    try:
+        with pytest.raises(utils.UserError, match="1 of 3 items.*test-0001.*--allow-overlap"):
+            evaluate(tiny_model_dir, tiny_data, tmp_path, "--adapter", adapter_dir, "--limit", "3")
+        results = evaluate(tiny_model_dir, tiny_data, tmp_path, "--adapter", adapter_dir, "--limit", "3",
+                           "--allow-overlap")
+        assert results["summary"]["allow_overlap"] is True and results["summary"]["overlapping_items"] == 1
+    finally:
+        os.remove(os.path.join(adapter_dir, utils.MANIFEST_NAME))
+
+
+def bad_run(tmp_path, *args, data=None):
+    out = tmp_path / "out"
+    result = run_script("linear_equation_eval.py", "--out", str(out), "--max-new-tokens", "2",
+                        *(["--data", data] if data else []), *args)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
+    assert not out.exists() or not any(out.iterdir())
+    return errors[0]
+
+
+def test_bad_input(tiny_model_dir, tiny_data, tmp_path, smollm2_dir):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"records": [')
+    assert "not found" in bad_run(tmp_path, "--model", tiny_model_dir, data=str(tmp_path / "missing.json"))
+    assert "not valid JSON" in bad_run(tmp_path, "--model", tiny_model_dir, data=str(broken))
+    assert "unknown split" in bad_run(tmp_path, "--model", tiny_model_dir, "--split", "tset", data=tiny_data)
+    assert "--protocol" in bad_run(tmp_path, "--model", tiny_model_dir, "--protocol", "new", data=tiny_data)
+    assert "cannot load" in bad_run(tmp_path, "--model", str(tmp_path / "no-such-model"), data=tiny_data)
+    assert "adapter" in bad_run(tmp_path, "--model", tiny_model_dir, "--adapter", str(tmp_path), data=tiny_data)
+
+
+def test_adapter_for_another_model(adapter_dir, smollm2_dir, tiny_data, tmp_path):
+    message = bad_run(tmp_path, "--model", smollm2_dir, "--adapter", adapter_dir, "--limit", "1", data=tiny_data)
+    assert "does not match the model" in message and "size mismatch" in message
+
+
+def test_smollm2_end_to_end(smollm2_dir, tiny_data, tmp_path):
+    """The real model, 2 systems, 16 tokens: real text comes back and is scored (it cannot solve them yet)."""
+    result = run_script("linear_equation_eval.py", "--model", "smollm2-135m", "--data", tiny_data, "--limit", "2",
+                        "--max-new-tokens", "16", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "strict    Final: " in result.stdout and "lenient   Final: " in result.stdout
+    results = utils.read_json(str(tmp_path / "smollm2-135m_linear_equation.json"))
+    texts = [r["outputs"][0]["text"] for r in results["records"]]
+    assert all(len(t.split()) >= 3 for t in texts), texts  # words, not padding or special tokens
+    assert results["summary"]["generated_tokens"] == sum(r["outputs"][0]["num_tokens"] for r in results["records"])
