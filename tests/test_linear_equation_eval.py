@@ -13,6 +13,13 @@ from conftest import run_script
 FAST = ["--max-new-tokens", "6", "--batch-size", "4"]
 
 
+@pytest.fixture(autouse=True)
+def one_thread_subprocesses(monkeypatch):
+    """Scripts run here get one torch thread: on a 2-core machine shared with other jobs, two threads ran
+    SmolLM2 12x slower (62 s against 5 s for the same 2 x 16 tokens), waiting on each other."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
 @pytest.fixture(scope="module")
 def lively_model_dir(tiny_model_dir, tmp_path_factory):
     """The tiny random model with large weights: its greedy outputs differ from item to item."""
