@@ -199,8 +199,8 @@ def load_generator(args, settings):
                   temperature=settings["temperature"], top_p=settings["top_p"], top_k=settings["top_k"],
                   seed=args.seed)
     if args.backend_used == "vllm":
-        llm, lora = generation.load_vllm(modeling.resolve_model(args.model), args.adapter, args.dtype or "auto",
-                                         args.seed)
+        dtype = str(modeling.parse_dtype(args.dtype)).replace("torch.", "") if args.dtype else "auto"
+        llm, lora = generation.load_vllm(modeling.resolve_model(args.model), args.adapter, dtype, args.seed)
         return lambda prompts: generation.generate_vllm(llm, prompts, lora=lora, **common)
     model, tokenizer = modeling.load_model(args.model, args.adapter, device=args.device, dtype=args.dtype)
     static = {"auto": "auto", "on": True, "off": False}[args.static_cache]
@@ -297,6 +297,18 @@ def rescore(benchmark, path):
 # The pipeline
 
 
+def check_flags(args):
+    """Typos fail here, before anything slow is loaded."""
+    if args.backend not in ("auto", "vllm", "hf"):
+        raise UserError(f"unknown --backend {args.backend!r}; choose auto, vllm or hf")
+    if args.static_cache not in ("auto", "on", "off"):
+        raise UserError(f"unknown --static-cache {args.static_cache!r}; choose auto, on or off")
+    if args.dtype:
+        modeling.parse_dtype(args.dtype)
+    if args.adapter and not os.path.exists(os.path.join(args.adapter, "adapter_config.json")):
+        raise UserError(f"no LoRA adapter (adapter_config.json) in {args.adapter}")
+
+
 def main(benchmark, data_arguments, argv=None):
     """Parse flags (EvalArguments + the script's data flags), evaluate, return the results dict."""
     eval_args, data_args = parse_args((EvalArguments, data_arguments), argv)
@@ -310,14 +322,7 @@ def run(benchmark, args):
     if args.rescore:
         return rescore(benchmark, args.rescore)
     settings = sampling_settings(benchmark, args)
-    if args.backend not in ("auto", "vllm", "hf"):
-        raise UserError(f"unknown --backend {args.backend!r}; choose auto, vllm or hf")
-    if args.static_cache not in ("auto", "on", "off"):
-        raise UserError(f"unknown --static-cache {args.static_cache!r}; choose auto, on or off")
-    if args.dtype:
-        modeling.parse_dtype(args.dtype)  # fail on a typo before loading anything
-    if args.adapter and not os.path.exists(os.path.join(args.adapter, "adapter_config.json")):
-        raise UserError(f"no LoRA adapter (adapter_config.json) in {args.adapter}")
+    check_flags(args)
     items, data = benchmark.load(args)
     if args.limit is not None:
         items = items[: max(args.limit, 0)]
