@@ -38,8 +38,8 @@ from trl import GRPOConfig, GRPOTrainer, ModelConfig
 
 from generation import generate_all
 from modeling import attach_adapter
-from training import JsonlLogCallback, ModelArguments
-from utils import UserError, cli, correctness_reward, format_reward, is_correct, load_split, write_manifest
+from training import JsonlLogCallback, ModelArguments, prepare_output_dir
+from utils import UserError, cli, correctness_reward, format_reward, is_correct, load_split
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
 MAX_PROMPT_TOKENS = 512  # Unsloth/vLLM sequence budget = this + max_completion_length (our prompts: ~200)
@@ -176,15 +176,6 @@ def load_data(script_args):
     train_ds = training.conversational_dataset(train_records, columns=("prompt", "answer"))
     val_records = load_split(script_args.data, "val") if script_args.val_steps else []
     return train_records, train_ds, val_records[:script_args.val_limit]
-
-
-def prepare_output_dir(script_args, training_args, train_records):
-    """The checkpoint to resume from (None for a fresh run); writes the manifest before the first step,
-    so even a crashed run's checkpoints are covered by the eval scripts' contamination guard."""
-    checkpoint = training.checkpoint_to_resume(training_args.output_dir, script_args.resume)
-    os.makedirs(training_args.output_dir, exist_ok=True)
-    write_manifest(training_args.output_dir, train_records, script_args.data)
-    return checkpoint
 
 
 def reward_functions(wrong_credit):

@@ -157,8 +157,8 @@ def save(trainer, tokenizer, train_records, script_args, model_args, training_ar
 
 def main(argv=None):
     script_args, model_args, training_args = parse_args(argv)
-    checkpoint = training.checkpoint_to_resume(training_args.output_dir, script_args.resume)
     train_records, train_ds, val_ds = load_datasets(script_args.data, training_args.eval_strategy != "no")
+    checkpoint = training.prepare_output_dir(script_args, training_args, train_records)
     print(describe(script_args, model_args, training_args))
     print(f"data: {len(train_ds)} train, {len(val_ds) if val_ds else 0} val items from {script_args.data}")
     model, tokenizer, peft_config = build_model(model_args, training_args)

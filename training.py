@@ -276,6 +276,15 @@ def checkpoint_to_resume(output_dir, resume):
     return checkpoint
 
 
+def prepare_output_dir(script_args, training_args, train_records):
+    """The checkpoint to resume from (None for a fresh run); writes the manifest before the first step,
+    so even a crashed run's checkpoints are covered by the eval scripts' contamination guard."""
+    checkpoint = checkpoint_to_resume(training_args.output_dir, script_args.resume)
+    os.makedirs(training_args.output_dir, exist_ok=True)
+    write_manifest(training_args.output_dir, train_records, script_args.data)
+    return checkpoint
+
+
 def finish_run(trainer, tokenizer, output_dir, config, train_records, data_path):
     """Adapter + tokenizer + run_config.json + versions.json + training_manifest.json in output_dir."""
     trainer.save_model(output_dir)  # a PEFT model saves only its adapter

@@ -90,17 +90,16 @@ def test_output_dir_holds_adapter_tokenizer_config_and_manifest(trained, tiny_da
     assert manifest["data_sha256"] == utils.file_sha256(tiny_data)
 
 
-def test_adapter_is_trained_and_loads(trained, tiny_model_dir, tiny_data):
-    import modeling
-    from generation import generate_all
+def test_adapter_is_trained_and_loads_in_the_eval_script(trained, tiny_model_dir, tiny_data, tmp_path):
+    import linear_equation_eval
 
     weights = load_file(os.path.join(trained, "adapter_model.safetensors"))
     lora_b = [w for name, w in weights.items() if "lora_B" in name]
     assert len(lora_b) == 2 * 7 and all(w.abs().max() > 0 for w in lora_b)  # 2 layers x 7 projections, all moved
-    model, tokenizer = modeling.load_model(tiny_model_dir, adapter=trained)
-    prompt = utils.load_split(tiny_data, "test")[0]["prompt"]
-    [[output]] = generate_all(model, tokenizer, [prompt], max_new_tokens=4, progress=False)
-    assert output["num_tokens"] > 0
+    results = linear_equation_eval.main(["--model", tiny_model_dir, "--adapter", trained, "--data", tiny_data,
+                                         "--limit", "2", "--max-new-tokens", "4", "--out", str(tmp_path)])
+    assert results["summary"]["adapter"] == trained and results["summary"]["num_items"] == 2
+    assert all(o["num_tokens"] > 0 for r in results["records"] for o in r["outputs"])
 
 
 def test_resume_continues_from_last_checkpoint(trained, tiny_model_dir, tiny_data, tmp_path):
@@ -150,7 +149,7 @@ def test_bad_input_is_a_user_error(extra, message, tiny_model_dir, tiny_data, tm
     argv += [str(tmp_path / a) if a in ("LIST", "BROKEN") else a for a in extra]
     with pytest.raises(UserError, match=message):
         sft.main(argv)
-    assert not os.path.exists(tmp_path / "out")
+    assert not os.path.exists(tmp_path / "out" / "train_log.jsonl")  # nothing trained, nothing to --resume
 
 
 def test_cli_reports_one_line_and_exit_status_2(tmp_path):
