@@ -143,7 +143,7 @@ def train(trainer, checkpoint=None):
     """Train (from `checkpoint` if given); a NaN/inf loss stops it with training.TrainingDiverged."""
     result = trainer.train(resume_from_checkpoint=checkpoint)
     print(f"trained {trainer.state.global_step} steps in {result.metrics['train_runtime']:.0f} s, "
-          f"final train loss {result.training_loss:.4f}")
+          f"mean train loss {result.training_loss:.4f}")
     return result
 
 
