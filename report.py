@@ -375,6 +375,7 @@ def plot_accuracy(results, path):
     width = 0.8 / len(runs)
     fig, axes = plt.subplots(1, len(TABLE_MODES), figsize=(5.5 * len(TABLE_MODES), 4.8), sharey=True,
                              layout="constrained")
+    top = 0.0  # y axis fits the largest upper CI bound, so small effects stay visible
     for ax, mode in zip(axes, TABLE_MODES):
         for j, run in enumerate(runs):
             xs, ys, err = [], [], [[], []]
@@ -390,14 +391,14 @@ def plot_accuracy(results, path):
                 err[0].append(100 * (p - lo))
                 err[1].append(100 * (hi - p))
             ax.bar(xs, ys, width * 0.92, yerr=err, capsize=3, color=colors[j % 10], label=RUN_LABELS.get(run, run))
+            top = max([top, *(y + up for y, up in zip(ys, err[1]))])
             for x, y, up in zip(xs, ys, err[1]):  # above the whisker, so CI and label never overlap
-                ax.text(x, y + up + 1, f"{y:.0f}", ha="center", va="bottom", fontsize=8)
+                ax.text(x, y + up, f"{y:.1f}", ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(columns)), [column_label(c) for c in columns], fontsize=10)
         ax.set_title(f"{mode} parsing", fontsize=12)
-        ax.set_ylim(0, 110)
-        ax.set_yticks(range(0, 101, 20))
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
+    axes[0].set_ylim(0, min(105.0, max(5.0, 1.2 * top)))
     axes[0].set_ylabel("accuracy (%)", fontsize=11)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=len(runs), fontsize=10)
     fig.suptitle("Accuracy by benchmark (bars: value in %; whiskers: 95% Wilson CI)", fontsize=13)
