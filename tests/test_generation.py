@@ -65,6 +65,10 @@ def test_yields_every_prompt_once_in_completion_order(lively):
                                                       batch_size=3, progress=False)]
     assert sorted(seen) == list(range(len(prompts)))
     assert seen != list(range(len(prompts)))  # longest prompts first, early stoppers before the rest
+    stream = generation.generate(model, tokenizer, prompts, max_new_tokens=MAX_NEW, progress=False)
+    next(stream)
+    assert torch.is_grad_enabled()  # the caller's code between items runs with its own grad mode
+    stream.close()
 
 
 def test_sampling(lively):
