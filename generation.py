@@ -33,14 +33,17 @@ SYNC_EVERY = 8  # static path: read finished rows back from the GPU every this m
 
 
 def generate(model, tokenizer, prompts, *, max_new_tokens=512, num_samples=1, temperature=0.0, top_p=1.0,
-             top_k=0, batch_size=None, seed=0, progress=True, static_cache="auto"):
+             top_k=0, batch_size=None, seed=0, progress=True, static_cache="auto", decoder=None, return_ids=False):
     """Yield (index, outputs) per prompt as soon as all its samples are done (completion order).
 
-    `prompts` are chat-message lists (or plain strings); outputs is a list of `num_samples` dicts
-    {"text", "num_tokens" (generated tokens, EOS included), "truncated" (no EOS within max_new_tokens)}.
+    `prompts` are chat-message lists, plain strings or token-id lists; outputs is a list of `num_samples` dicts
+    {"text", "num_tokens" (generated tokens, EOS included), "truncated" (no EOS within max_new_tokens)}, plus
+    "token_ids" (the generated ids, EOS included) with return_ids.
     temperature 0 is greedy. static_cache: True, False or "auto": static on CUDA when at least
     STATIC_MIN_STEPS decode steps are due and the model is in eval mode and not a PEFT wrapper (a model
     being trained gets the dynamic cache, so no compiled graphs or caches outlive the call).
+    `decoder`: a StaticDecoder the caller keeps across calls (GRPO: one compile for the whole run; it must be
+    at least `batch_size` wide and long enough for prompt + max_new_tokens); it overrides static_cache.
     The model's train/eval mode is restored afterwards.
     """
     device = next(model.parameters()).device
@@ -63,10 +66,9 @@ def generate(model, tokenizer, prompts, *, max_new_tokens=512, num_samples=1, te
     if static_cache == "auto":
         static_cache = (device.type == "cuda" and not was_training and not _is_peft(model)
                         and len(batches) * max_new_tokens >= STATIC_MIN_STEPS)
-    decoder = None
-    if static_cache and rows:
-        length = -(-(max(map(len, encoded)) + max_new_tokens) // CACHE_ROUNDING) * CACHE_ROUNDING
-        decoder = _StaticDecoder(model, batch_size, length, device)
+    own_decoder = decoder is None and static_cache and rows
+    if own_decoder:
+        decoder = StaticDecoder(model, batch_size, cache_length(max(map(len, encoded)), max_new_tokens), device)
     bar = _progress_bar(len(prompts), progress)
     model.eval()
     try:
@@ -78,6 +80,8 @@ def generate(model, tokenizer, prompts, *, max_new_tokens=512, num_samples=1, te
                 text_tokens = tokens[:-1] if tokens and not truncated else tokens
                 results[i][s] = {"text": tokenizer.decode(text_tokens, skip_special_tokens=True),
                                  "num_tokens": len(tokens), "truncated": truncated}
+                if return_ids:
+                    results[i][s]["token_ids"] = list(tokens)
                 missing[i] -= 1
                 if missing[i] == 0:
                     bar.update(1)
@@ -85,7 +89,7 @@ def generate(model, tokenizer, prompts, *, max_new_tokens=512, num_samples=1, te
     finally:
         bar.close()
         model.train(was_training)
-        if decoder is not None:
+        if own_decoder:
             decoder.release()
 
 
@@ -95,6 +99,11 @@ def generate_all(model, tokenizer, prompts, **kwargs):
     for i, out in generate(model, tokenizer, prompts, **kwargs):
         outputs[i] = out
     return outputs
+
+
+def cache_length(prompt_tokens, max_new_tokens):
+    """Static cache length for prompts up to `prompt_tokens` long, rounded up so that runs share compiled graphs."""
+    return -(-(prompt_tokens + max_new_tokens) // CACHE_ROUNDING) * CACHE_ROUNDING
 
 
 # ----------------------------------------------------------------------------
@@ -150,7 +159,7 @@ def _dynamic_decode(model, ids, eos_ids, pad_id, max_new_tokens, sampler):
                        past_key_values=cache)
 
 
-class _StaticDecoder:
+class StaticDecoder:
     """One static cache of (width rows x length tokens) reused by every batch, and one compiled decode step.
 
     The attention mask spans the whole cache from the start: slots not yet written are hidden by the causal
@@ -167,6 +176,7 @@ class _StaticDecoder:
         self.cache = StaticCache(config=model.config, max_cache_len=length)
         self.step = model
         if device.type == "cuda":  # graphs remove the per-kernel launch cost that dominates decode steps
+            # (on an unmerged PEFT model this compiles the wrapped transformers model, LoRA layers included)
             # dynamic=False: a second shape gets its own static graph; "automatic dynamic" took 100 s and ran slower
             config = CompileConfig(dynamic=False)
             compiled = getattr(model, "get_compiled_call", None)
@@ -249,6 +259,8 @@ def _next_tokens(logits, sampler):
 
 
 def _encode(tokenizer, prompt):
+    if prompt and isinstance(prompt[0], int):  # already token ids (GRPO hands us TRL's tokenized prompts)
+        return list(prompt)
     if isinstance(prompt, str):
         text = prompt
     else:

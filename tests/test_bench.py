@@ -1,0 +1,76 @@
+"""bench.py end to end on a tiny random model (CPU), and grpo.py's fast generation hook against TRL's own."""
+
+import json
+import os
+
+import torch
+
+import bench
+import generation
+import grpo
+import training
+from conftest import GSM8K_DIR, SHARED
+from utils import load_split
+
+QWEN_TOKENIZER = os.path.join(SHARED, "models", "qwen-tokenizer")
+
+
+def test_bench_cpu_smoke(tmp_path):
+    out = str(tmp_path / "bench.json")
+    results = bench.main([
+        "--device", "cpu", "--model", "tiny", "--tokenizer", QWEN_TOKENIZER, "--gsm8k-dir", GSM8K_DIR,
+        "--eval-prompts", "6", "--eval-tokens", "6", "--eval-batch-size", "4", "--plain-prompts", "4",
+        "--grpo-prompts", "2", "--grpo-generations", "2", "--grpo-tokens", "6", "--grpo-steps", "2",
+        "--lora-r", "4", "--sft-steps", "2", "--sft-batch", "2", "--out", out])
+    with open(out) as f:
+        saved = json.load(f)
+    assert saved["parts"].keys() == {"floor", "eval", "grpo_full", "grpo_lora", "sft"}
+    assert not [name for name, part in saved["parts"].items() if "error" in part], saved["table"]
+    assert saved["table"] == results["table"] and os.path.exists(str(tmp_path / "bench.md"))
+    floor, ev, sft = saved["parts"]["floor"], saved["parts"]["eval"], saved["parts"]["sft"]
+    assert floor["copy_GBps"] > 0 and floor["matmul_TFLOPs"] > 0
+    assert ev["fast"]["tokens_per_s"] > 0 and ev["plain"]["extrapolated"] and ev["plain"]["measured_prompts"] == 4
+    assert ev["greedy_match"] == "4/4 prompts token-identical"  # fp32 on CPU: the fast path is exact
+    assert ev["source"].startswith("GSM8K")
+    for variant in ("grpo_full", "grpo_lora"):
+        pair = saved["parts"][variant]
+        assert pair["fast"]["trainer"] == "FastGenerationGRPOTrainer" and pair["stock"]["trainer"] == "GRPOTrainer"
+        for path in ("fast", "stock"):
+            assert pair[path]["step_s"] > 0 and pair[path]["completion_tokens_per_s"] > 0
+            assert len(pair[path]["steps_s"]) == 2 and pair[path]["floor_s"] > 0
+        assert pair["speedup"] > 0
+    trainable = [saved["parts"][v]["fast"]["trainable_params"] for v in ("grpo_lora", "grpo_full")]
+    assert trainable[0] < trainable[1]
+    assert sft["tokens_per_s"] > 0 and sft["floor_tokens_per_s"] > 0
+    assert "grpo lora" in saved["table"] and "EXTRAPOLATED" in saved["table"]
+
+
+def test_fast_grpo_generation_equals_trl(tmp_path, tiny_model_dir, tiny_data):
+    """With top_k=1 both samplers are greedy: the fast hook must return TRL's completion ids exactly, so
+    everything downstream (rewards, advantages, loss, gradients: TRL's code in both) sees the same inputs."""
+    from transformers import AutoModelForCausalLM
+
+    from modeling import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    records = load_split(tiny_data, "train")[:4]
+    train_ds = training.conversational_dataset(records, columns=("prompt", "answer"))
+    trainers = {}
+    for fast in (True, False):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        for p in model.parameters():  # larger weights than the 0.02 init: tokens vary, EOS comes at times
+            p.data.normal_(0, 0.3)
+        args = grpo.GRPOArguments(output_dir=str(tmp_path / str(fast)), per_device_train_batch_size=4,
+                                  num_generations=2, gradient_accumulation_steps=1, max_completion_length=12,
+                                  top_k=1, max_steps=1, report_to="none", save_strategy="no", beta=0.0)
+        script_args = grpo.ScriptArguments(fast_generation=fast, val_steps=0)
+        trainers[fast] = grpo.build_trainer(model, tokenizer, None, script_args, args, train_ds)
+    assert [type(trainers[f]).__name__ for f in (True, False)] == ["FastGenerationGRPOTrainer", "GRPOTrainer"]
+    prompt_ids = [generation._encode(tokenizer, r["prompt"]) for r in records for _ in range(2)]  # G copies each
+    fast, _ = trainers[True]._generate_single_turn(prompt_ids, None, {}, 2)
+    stock, _ = trainers[False]._generate_single_turn(prompt_ids, None, {}, 2)
+    assert fast == stock
+    assert all(0 < len(ids) <= 12 for ids in fast)
+    trainers[True].train()  # a real step through the hook (sampling at temperature 0.7 is the default)
+    assert trainers[True].state.global_step == 1
