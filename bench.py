@@ -7,7 +7,8 @@
 
 Parts (--parts, run in this order; each one's failure is recorded in the JSON and the rest still run):
 - floor: copy bandwidth and matmul rate of the device, from which every other part gets a lower bound
-  (decode steps read all weights and the KV cache; training costs 6 x params FLOPs per token, 4 x with LoRA).
+  (decode steps read all weights and the KV cache; training costs 6 x params FLOPs per token, 4 x with LoRA;
+  GRPO computes LM-head logits for completion tokens only).
 - eval: generation.py (what evaluation.py runs) against plain `model.generate` (dynamic cache) on GSM8K chat
   prompts, greedy, --eval-tokens new tokens (random weights never stop); wall time includes loading the
   model (random init here) and compiling. Plain generate may run on the first --plain-prompts prompts only
@@ -108,7 +109,7 @@ def cleanup():
 
 
 def peak_gib(device):
-    return round(torch.cuda.max_memory_allocated(device) / GiB, 2) if device.type == "cuda" else None
+    return round(torch.cuda.max_memory_allocated(device) / GiB, 2) if device.type == "cuda" else "-"
 
 
 def build_model(args, tokenizer):
@@ -196,7 +197,8 @@ def bench_floor(args, tokenizer):
     del model, x, y, a
     head_dim = config.hidden_size // config.num_attention_heads
     kv_bytes = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * args.dtype.itemsize
-    return {"copy_GBps": round(bandwidth / 1e9, 1), "matmul_TFLOPs": round(matmul / 1e12, 1), "params": params,
+    return {"copy_GBps": float(f"{bandwidth / 1e9:.3g}"), "matmul_TFLOPs": float(f"{matmul / 1e12:.3g}"),
+            "params": params, "head_params": config.vocab_size * config.hidden_size,
             "weight_bytes": params * args.dtype.itemsize, "kv_bytes_per_token": kv_bytes,
             "bandwidth": bandwidth, "matmul": matmul}
 
@@ -296,7 +298,8 @@ def bench_grpo(args, tokenizer, floor, lora, fast):
         result["completion_tokens_per_s"] = round(rows * mean_len / result["step_s"], 1)
         if floor:
             prompt = statistics.mean(len(generation._encode(tokenizer, r["prompt"])) for r in records)
-            train_flops = (4 if lora else 6) * floor["params"] * rows * (prompt + mean_len)
+            body = floor["params"] - floor["head_params"]  # the LM head runs on completion tokens only
+            train_flops = (4 if lora else 6) * rows * (body * (prompt + mean_len) + floor["head_params"] * mean_len)
             result["floor_s"] = round(decode_floor(floor, rows, mean_len, prompt + mean_len / 2)
                                       + train_flops / floor["matmul"], 3)
         del trainer, model
