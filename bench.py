@@ -18,7 +18,9 @@ Parts (--parts, run in this order; each one's failure is recorded in the JSON an
   median step time after warm-up steps (the first one compiles), completion tokens/s, peak GPU memory.
   The loss code is TRL's in both (only the generation hook differs), so losses match by construction.
 - sft: tokens/s (non-padding) of sft.py's trainer, which is stock TRL SFTTrainer plus our config (there is
-  no separate fast path to compare; Unsloth, when installed, is not used here).
+  no separate fast path to compare).
+With Unsloth installed on a CUDA machine, training.py imports it (it patches TRL) unless --no-unsloth is given:
+pass it to measure stock TRL.
 
 Writes --out (JSON, rewritten after every part) and the same path with .md (the table), and prints the table.
 """
@@ -37,8 +39,8 @@ from transformers import TrainerCallback
 import data
 import generation
 import grpo
-import sft
 import modeling
+import sft
 import training
 from modeling import LORA_TARGETS, load_pretrained, load_tokenizer
 from utils import atomic_write_json, gsm8k_prompt, library_versions, load_gsm8k
@@ -80,6 +82,8 @@ def parse_args(argv=None):
     p.add_argument("--sft-steps", type=int, default=5, help="timed SFT optimizer steps")
     p.add_argument("--sft-batch", type=int, default=16, help="SFT batch size (study: 16)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, data and sampling")
+    p.add_argument("--no-unsloth", action="store_true",
+                   help="keep Unsloth out (read by training.py at import, from the command line)")
     p.add_argument("--out", default=None, help="JSON path (default results/bench/bench_<device name>.json)")
     args = p.parse_args(argv)
     args.device = torch.device(args.device)
@@ -245,21 +249,26 @@ def bench_eval(args, tokenizer, floor):
     plain_s = time.perf_counter() - start
     scale = len(prompts) / len(subset)
     match = sum(f[0]["token_ids"] == p for f, p in zip(fast, plain_ids))
+    # bf16 on random weights has near-ties that a different batch or kernel can flip: also the shared prefix
+    pairs = [(f[0]["token_ids"], p) for f, p in zip(fast, plain_ids)]
+    prefix = [next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b))) for a, b in pairs]
     contexts = [len(generation._encode(tokenizer, p)) + args.eval_tokens / 2 for p in prompts]
-    floor_s = decode_floor(floor, batch_size, -(-len(prompts) // batch_size) * args.eval_tokens,
+    batches = -(-len(prompts) // batch_size)
+    floor_s = decode_floor(floor, batch_size, batches * args.eval_tokens,
                            sum(contexts) / len(contexts))
     return {
         "prompts": len(prompts), "source": source, "new_tokens": args.eval_tokens, "batch_size": batch_size,
         "load_s": round(load_s, 2),
         "fast": {"generate_s": round(fast_s, 2), "wall_s": round(load_s + fast_s, 2), "tokens": fast_tokens,
                  "tokens_per_s": round(fast_tokens / fast_s, 1),
-                 "static_cache": args.device.type == "cuda"},  # generation.py's "auto" rule at this size
+                 "static_cache": cuda and batches * args.eval_tokens >= generation.STATIC_MIN_STEPS},  # its "auto"
         "plain": {"generate_s": round(plain_s * scale, 2), "wall_s": round(load_s + plain_s * scale, 2),
                   "tokens_per_s": round(sum(map(len, plain_ids)) / plain_s, 1), "measured_prompts": len(subset),
                   "extrapolated": len(subset) < len(prompts), "measured_s": round(plain_s, 2)},
         "speedup_wall": round((load_s + plain_s * scale) / (load_s + fast_s), 2),
         "speedup_generate": round(plain_s * scale / fast_s, 2),
         "greedy_match": f"{match}/{len(subset)} prompts token-identical",
+        "greedy_common_prefix": round(sum(prefix) / len(prefix), 1),
         "floor_s": round(floor_s, 2) if floor_s else None,
     }
 
@@ -354,7 +363,8 @@ def table(results):
     e = parts.get("eval", {})
     if "fast" in e:
         ratio = f"{e['floor_s'] / e['fast']['wall_s']:.2f}" if e["floor_s"] else "-"
-        note = (f"{e['prompts']} x {e['new_tokens']} tok, {e['source']}, {e['greedy_match']}; wall incl. load "
+        note = (f"{e['prompts']} x {e['new_tokens']} tok, {e['source']}, {e['greedy_match']} (mean common prefix "
+                f"{e['greedy_common_prefix']} tok); wall incl. load "
                 f"{e['load_s']} s; generation alone {e['speedup_generate']}x")
         rows.append(f"| eval | generation.py | {e['fast']['wall_s']} s wall | {e['fast']['tokens_per_s']} | - | "
                     f"{e['speedup_wall']}x | {e['floor_s']} s | {ratio} | {note} |")

@@ -273,7 +273,8 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
     lacks (min_p, repetition_penalty, generation_kwargs) fall back to TRL's path.
     """
 
-    _decoder = None  # the StaticDecoder kept across steps (CUDA only)
+    static_cache = "auto"  # "auto" = on CUDA (True also works on CPU, without compiling: tests use it)
+    _decoder = None  # the StaticDecoder kept across steps
 
     def _fast_path_applies(self, images, multimodal_fields):
         return not (self.use_vllm or self.use_transformers_continuous_batching or images or multimodal_fields
@@ -287,7 +288,8 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
         model = self.accelerator.unwrap_model(self.model)
         device = self.accelerator.device
         rows = len(prompt_ids)  # TRL repeats each prompt num_generations times: one row per completion
-        if device.type == "cuda":  # grow-only, so a step with longer prompts recompiles at most once per size
+        if self.static_cache is True or (self.static_cache == "auto" and device.type == "cuda"):
+            # grow-only, so a step with longer prompts recompiles at most once per size
             length = generation.cache_length(max(map(len, prompt_ids)), self.max_completion_length)
             if self._decoder is None or self._decoder.length < length or self._decoder.width < rows:
                 self._decoder = generation.StaticDecoder(model, rows, length, device)

@@ -71,6 +71,12 @@ def test_fast_grpo_generation_equals_trl(tmp_path, tiny_model_dir, tiny_data):
     fast, _ = trainers[True]._generate_single_turn(prompt_ids, None, {}, 2)
     stock, _ = trainers[False]._generate_single_turn(prompt_ids, None, {}, 2)
     assert fast == stock
+    trainers[True].static_cache = True  # the GPU path's static cache and kept decoder, uncompiled on CPU
+    for rows in (prompt_ids, prompt_ids[:6]):  # a narrower second call reuses the decoder (filler rows)
+        assert trainers[True]._generate_single_turn(rows, None, {}, 2)[0] == stock[:len(rows)]
+    decoder = trainers[True]._decoder
+    assert decoder is not None and decoder.width == len(prompt_ids)
+    trainers[True].static_cache = "auto"
     assert all(0 < len(ids) <= 12 for ids in fast)
     trainers[True].train()  # a real step through the hook (sampling at temperature 0.7 is the default)
     assert trainers[True].state.global_step == 1

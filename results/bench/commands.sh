@@ -13,7 +13,7 @@ PY=${PYTHON:-python}
 TOK=.qwen-tok; [ -d "$TOK" ] || TOK=../shared/models/qwen-tokenizer
 GSM=.gsm8k; [ -d "$GSM" ] || GSM=../shared/data/gsm8k   # absent: synthetic GSM8K-length prompts (labelled)
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$OUT/env.txt" 2>&1
-timeout 485 $PY bench.py --tokenizer "$TOK" --gsm8k-dir "$GSM" --plain-prompts 128 \
+timeout 485 $PY bench.py --no-unsloth --tokenizer "$TOK" --gsm8k-dir "$GSM" --plain-prompts 128 \
     --out "$OUT/bench_h200.json" "$@" > "$OUT/bench.log" 2>&1
 echo "bench.py exit status $? (124 = timeout 485 s; the JSON holds the parts that finished)" | tee -a "$OUT/bench.log"
 grep -v "^\s*$" "$OUT/bench.log" | tail -n 25
