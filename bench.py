@@ -144,6 +144,14 @@ def eval_prompts(args):
     return [records[i % len(records)]["prompt"] for i in range(args.eval_prompts)], source
 
 
+def lora_config(args):
+    """The study's LoRA (alpha = rank, all 7 projections) at --lora-r."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=args.lora_r, lora_alpha=args.lora_r, lora_dropout=0.0, target_modules=LORA_TARGETS,
+                      task_type="CAUSAL_LM")
+
+
 def linear_records(n, seed):
     """n linear-equation train records (the study's GRPO / SFT data) made in memory."""
     split_args = data.parse_args(["--train", str(n), "--val", "0", "--test", "0", "--test-ood", "0",
@@ -275,8 +283,6 @@ def bench_eval(args, tokenizer, floor):
 
 def bench_grpo(args, tokenizer, floor, lora, fast):
     """One GRPO config through grpo.build_trainer: fast (our generation hook) or stock (TRL's class as is)."""
-    from peft import LoraConfig
-
     steps = args.warmup_steps + args.grpo_steps
     records = linear_records(args.grpo_prompts * steps, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -286,8 +292,7 @@ def bench_grpo(args, tokenizer, floor, lora, fast):
             beta=args.grpo_beta, seed=args.seed, logging_steps=1, save_strategy="no", report_to="none",
             disable_tqdm=True, use_vllm=False)
         script_args = grpo.ScriptArguments(fast_generation=fast, val_steps=0)
-        peft_config = LoraConfig(r=args.lora_r, lora_alpha=args.lora_r, lora_dropout=0.0,
-                                 target_modules=LORA_TARGETS, task_type="CAUSAL_LM") if lora else None
+        peft_config = lora_config(args) if lora else None
         model = build_model(args, tokenizer)
         train_ds = training.conversational_dataset(records, columns=("prompt", "answer"))
         trainer = grpo.build_trainer(model, tokenizer, peft_config, script_args, training_args, train_ds)
@@ -317,8 +322,6 @@ def bench_grpo(args, tokenizer, floor, lora, fast):
 
 
 def bench_sft(args, tokenizer, floor):
-    from peft import LoraConfig
-
     steps = args.warmup_steps + args.sft_steps
     records = linear_records(args.sft_batch * steps, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -326,8 +329,7 @@ def bench_sft(args, tokenizer, floor):
             output_dir=tmp, per_device_train_batch_size=args.sft_batch, max_steps=steps, seed=args.seed,
             logging_steps=1, save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
             include_num_input_tokens_seen="non_padding", completion_only_loss=True)
-        peft_config = LoraConfig(r=args.lora_r, lora_alpha=args.lora_r, lora_dropout=0.0,
-                                 target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
+        peft_config = lora_config(args)
         model = build_model(args, tokenizer)
         train_ds = training.conversational_dataset(records, columns=("prompt", "completion"))
         trainer = sft.build_trainer(model, tokenizer, peft_config, training_args, train_ds)
@@ -430,6 +432,7 @@ def main(argv=None):
             results["parts"][name] = {"error": f"{type(e).__name__}: {e}"}
             cleanup()
         results["parts"][name]["part_s"] = round(time.perf_counter() - start, 1)
+        print(f"--- {name}: {results['parts'][name]['part_s']} s", flush=True)
         if name == "floor" and "error" not in results["parts"][name]:
             floor = results["parts"]["floor"]
         save(results, args)
