@@ -161,7 +161,7 @@ def partial_paths(path):
     """Every sidecar of this results file, whatever number of processes wrote them (resume may change it)."""
     directory, base = os.path.split(path)
     pattern = re.escape("." + base.replace(".json", ".partial")) + r"(\.rank\d+)?\.jsonl"
-    names = os.listdir(directory) if os.path.isdir(directory or ".") else []
+    names = os.listdir(directory or ".") if os.path.isdir(directory or ".") else []
     return sorted(os.path.join(directory, n) for n in names if re.fullmatch(pattern, n))
 
 
@@ -408,7 +408,8 @@ def run(benchmark, args):
 
     sidecar_paths = partial_paths(path)
     if args.resume and not sidecar_paths and os.path.exists(path):
-        print(f"{path} is complete; nothing to resume")
+        if rank == 0:
+            print(f"{path} is complete; nothing to resume")
         results = read_json(path, "results file")
         print_summary(results["summary"], path)
         return results
