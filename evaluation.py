@@ -8,9 +8,15 @@ how to parse and score an output, its protocol; `run(benchmark, argv)` does the 
 
 The sidecar's first line holds the settings, so `--resume` continues only the same run; the results file
 is written atomically and the sidecar removed after it. `--rescore FILE` re-parses stored texts, no model.
+
+Several GPUs: `torchrun --nproc_per_node N <script> ...` (or `accelerate launch`) starts one process per GPU;
+each decodes every N-th batch of the whole run on cuda:LOCAL_RANK, appending to its own sidecar
+(.<name>_<benchmark>.partial.rank<R>.jsonl), and rank 0 gathers the outputs, scores them in item order and
+writes the one results file. Greedy results equal a single process's (generation.generate(shard=...)).
 """
 
 import argparse
+import datetime
 import hashlib
 import json
 import os
@@ -144,9 +150,19 @@ def check_overlap(items, adapter, data, allow):
 # Sidecar: a header line with the settings, then one {"id", "outputs", "elapsed_s"} line per finished item
 
 
-def partial_path(path):
+def partial_path(path, rank=0, world=1):
+    """The sidecar of one process: .<base>.partial.jsonl, or .<base>.partial.rank<R>.jsonl when sharded."""
     directory, base = os.path.split(path)
-    return os.path.join(directory, "." + base.replace(".json", ".partial.jsonl"))
+    return os.path.join(directory, "." + base.replace(".json", ".partial" + (f".rank{rank}" if world > 1 else "")
+                                                       + ".jsonl"))
+
+
+def partial_paths(path):
+    """Every sidecar of this results file, whatever number of processes wrote them (resume may change it)."""
+    directory, base = os.path.split(path)
+    pattern = re.escape("." + base.replace(".json", ".partial")) + r"(\.rank\d+)?\.jsonl"
+    names = os.listdir(directory or ".") if os.path.isdir(directory or ".") else []
+    return sorted(os.path.join(directory, n) for n in names if re.fullmatch(pattern, n))
 
 
 def read_partial(path, header, resume):
@@ -190,9 +206,9 @@ def open_partial(path, header, rows):
 # Generation
 
 
-def load_generator(args, settings):
+def load_generator(args, settings, shard=None):
     """Load the model now, so a bad model or adapter fails before any file is written; returns a function
-    prompts -> iterator of (index, outputs)."""
+    prompts -> iterator of (index, outputs), only this process's share of them with `shard` (rank, world)."""
     import generation
 
     common = dict(max_new_tokens=settings["max_new_tokens"], num_samples=settings["num_samples"],
@@ -205,11 +221,12 @@ def load_generator(args, settings):
     model, tokenizer = modeling.load_model(args.model, args.adapter, device=args.device, dtype=args.dtype)
     static = {"auto": "auto", "on": True, "off": False}[args.static_cache]
     return lambda prompts: generation.generate(model, tokenizer, prompts, batch_size=args.batch_size,
-                                               static_cache=static, **common)
+                                               static_cache=static, shard=shard, **common)
 
 
 def generate_outputs(generator, items, sidecar, done, elapsed_before):
-    """Generate what `done` lacks, appending each finished item to the sidecar; returns ({id: outputs}, seconds)."""
+    """Generate what `done` lacks (this process's share when sharded), appending each finished item to the
+    sidecar; returns ({id: outputs}, seconds)."""
     todo = [item for item in items if item["id"] not in done]
     crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
     start, saved = time.time(), 0
@@ -222,6 +239,37 @@ def generate_outputs(generator, items, sidecar, done, elapsed_before):
         if crash_after and saved >= crash_after:
             raise RuntimeError(f"{CRASH_ENV}={crash_after}: simulated crash")
     return done, elapsed_before + time.time() - start
+
+
+# ----------------------------------------------------------------------------
+# Several processes (torchrun / accelerate launch): one per GPU, each with a share of the batches
+
+
+def process_info():
+    """(rank, world_size, local_rank) as torchrun and accelerate launch set them; (0, 1, 0) for one process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    return rank, world, int(os.environ.get("LOCAL_RANK", str(rank)))
+
+
+def init_process_group():
+    """gloo everywhere: only small Python objects (ids and texts) cross processes, never GPU tensors, so
+    NCCL (and its NVLink setup) is not needed; the long timeout covers ranks finishing hours apart."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=datetime.timedelta(hours=24))
+    return dist
+
+
+def gather_outputs(dist, done, elapsed):
+    """Every process's {id: outputs} merged, and the slowest process's generation time (the run's wall time)."""
+    gathered = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, (done, elapsed))
+    merged = {}
+    for part, _ in gathered:
+        merged.update(part)
+    return merged, max(seconds for _, seconds in gathered)
 
 
 # ----------------------------------------------------------------------------
@@ -259,6 +307,8 @@ def summarize(benchmark, records):
 
 
 def print_summary(summary, path):
+    if process_info()[0] != 0:
+        return
     g = summary["generation"]
     sampling = "greedy" if g["temperature"] <= 0 else f"T={g['temperature']}, top_p {g['top_p']}, top_k {g['top_k']}"
     adapter = f" + {summary['adapter']}" if summary.get("adapter") else ""
@@ -332,9 +382,15 @@ def run(benchmark, args):
 
     import generation  # torch: only once the cheap checks have passed
 
-    args.backend_used = ("vllm" if generation.vllm_available() else "hf") if args.backend == "auto" else args.backend
+    rank, world, local_rank = process_info()
+    if args.backend == "auto":  # sharding is our HF path's; vLLM runs as one process
+        args.backend_used = "vllm" if world == 1 and generation.vllm_available() else "hf"
+    else:
+        args.backend_used = args.backend
     if args.backend_used == "vllm" and not generation.vllm_available():
         raise UserError("--backend vllm needs vLLM installed and a CUDA GPU; use --backend hf")
+    if args.backend_used == "vllm" and world > 1:
+        raise UserError("--backend vllm runs as one process; start it without torchrun/accelerate, or use --backend hf")
     device = args.device or modeling.default_device()
     batch_size = args.batch_size or (generation.CUDA_BATCH_SIZE if device.startswith("cuda") else generation.CPU_BATCH_SIZE)
     dtype = str(modeling.parse_dtype(args.dtype) if args.dtype else modeling.default_dtype(device)).replace("torch.", "")
@@ -346,37 +402,60 @@ def run(benchmark, args):
               "seed": args.seed, **settings}
     shown = {**header, "items": len(items), "backend": args.backend_used, "batch_size": batch_size,
              "device": device, "dtype": dtype, "allow_overlap": args.allow_overlap, "results": path}
-    print("config: " + " | ".join(f"{k} {v}" for k, v in shown.items() if v is not None))
+    if rank == 0:
+        print("config: " + " | ".join(f"{k} {v}" for k, v in shown.items() if v is not None)
+              + (f" | processes {world}" if world > 1 else ""))
 
-    sidecar_path = partial_path(path)
-    if args.resume and not os.path.exists(sidecar_path) and os.path.exists(path):
-        print(f"{path} is complete; nothing to resume")
+    sidecar_paths = partial_paths(path)
+    if args.resume and not sidecar_paths and os.path.exists(path):
+        if rank == 0:
+            print(f"{path} is complete; nothing to resume")
         results = read_json(path, "results file")
         print_summary(results["summary"], path)
         return results
-    rows = read_partial(sidecar_path, header, args.resume)
-    done = {row["id"]: row["outputs"] for row in rows}
-    elapsed = max([row.get("elapsed_s", 0.0) for row in rows] + [0.0])  # generation time before the crash
-    if rows:
+    # Every sidecar counts (an interrupted run may have had another number of processes); each process
+    # rewrites and appends to only its own.
+    sidecar_path = partial_path(path, rank, world)
+    done, own_rows, elapsed = {}, [], 0.0
+    for p in sidecar_paths:
+        rows = read_partial(p, header, args.resume)
+        done.update((row["id"], row["outputs"]) for row in rows)
+        elapsed = max([row.get("elapsed_s", 0.0) for row in rows] + [elapsed])  # generation time before the crash
+        own_rows = rows if p == sidecar_path else own_rows
+    if done and rank == 0:
         print(f"resuming: {len(done)} of {len(items)} items already done")
+    dist = None
+    if world > 1:
+        dist = init_process_group()
+        dist.barrier()  # all have read the sidecars before any writes to them: the same `done` everywhere
+        if device == "cuda":  # one GPU per process; the summary keeps "cuda"
+            import torch
+
+            torch.cuda.set_device(local_rank)
+            args.device = f"cuda:{local_rank}"
     if len(done) < len(items):
-        generator = load_generator(args, settings)
-        with open_partial(sidecar_path, header, rows) as sidecar:
+        generator = load_generator(args, settings, shard=(rank, world) if world > 1 else None)
+        with open_partial(sidecar_path, header, own_rows) as sidecar:
             done, elapsed = generate_outputs(generator, items, sidecar, done, elapsed)
+    if dist:
+        done, elapsed = gather_outputs(dist, done, elapsed)
 
     records = score_records(benchmark, items, done)
     summary = {"benchmark": benchmark.name, "name": args.name, "model": args.model, "adapter": args.adapter,
                **data, **summarize(benchmark, records)}
     summary.update({
         "generation": {**settings, "seed": args.seed, "protocol": args.protocol, "backend": args.backend_used,
-                       "batch_size": batch_size, "device": device, "dtype": dtype, "static_cache": args.static_cache},
+                       "batch_size": batch_size, "device": device, "dtype": dtype,
+                       "static_cache": args.static_cache, "world_size": world},
         "versions": library_versions(), "wall_time_s": round(elapsed, 2),
         "tokens_per_s": round(summary["generated_tokens"] / elapsed, 2) if elapsed > 0 else 0.0,
         "allow_overlap": bool(args.allow_overlap), "overlapping_items": overlap, "limit": args.limit,
         "command": getattr(args, "command", None),
     })
     results = {"summary": summary, "records": records}
-    atomic_write_json(path, results)
-    os.remove(sidecar_path)
+    if rank == 0:
+        atomic_write_json(path, results)
+        for p in partial_paths(path):
+            os.remove(p)
     print_summary(summary, path)
     return results

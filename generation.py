@@ -33,7 +33,8 @@ SYNC_EVERY = 8  # static path: read finished rows back from the GPU every this m
 
 
 def generate(model, tokenizer, prompts, *, max_new_tokens=512, num_samples=1, temperature=0.0, top_p=1.0,
-             top_k=0, batch_size=None, seed=0, progress=True, static_cache="auto", decoder=None, return_ids=False):
+             top_k=0, batch_size=None, seed=0, progress=True, static_cache="auto", shard=None, decoder=None,
+             return_ids=False):
     """Yield (index, outputs) per prompt as soon as all its samples are done (completion order).
 
     `prompts` are chat-message lists, plain strings or token-id lists; outputs is a list of `num_samples` dicts
@@ -45,6 +46,10 @@ def generate(model, tokenizer, prompts, *, max_new_tokens=512, num_samples=1, te
     `decoder`: a StaticDecoder the caller keeps across calls (GRPO: one compile for the whole run; it must be
     at least `batch_size` wide and long enough for prompt + max_new_tokens); it overrides static_cache.
     The model's train/eval mode is restored afterwards.
+    shard=(rank, world_size): this process decodes only every world_size-th batch of the whole run, from
+    `rank` on, and yields only those prompts. Batches, the static-cache choice and its length are those of
+    the whole run, so greedy outputs are exactly those of one process. Sampled runs draw from a stream
+    seeded with seed + rank: the same distribution, not the same draws as one process.
     """
     device = next(model.parameters()).device
     was_training = model.training
@@ -59,17 +64,28 @@ def generate(model, tokenizer, prompts, *, max_new_tokens=512, num_samples=1, te
     rows = sorted(((i, s) for i in range(len(prompts)) for s in range(num_samples)),
                   key=lambda row: (-len(encoded[row[0]]), row))
     batches = [rows[k:k + batch_size] for k in range(0, len(rows), batch_size)]
-    results = {i: [None] * num_samples for i in range(len(prompts))}
-    missing = {i: num_samples for i in range(len(prompts))}
-    sampler = None if greedy else _Sampler(temperature, top_p, top_k, seed, device)
-
+    # Decided for the whole run, before sharding, so every process decodes with the same shapes
     if static_cache == "auto":
         static_cache = (device.type == "cuda" and not was_training and not _is_peft(model)
                         and len(batches) * max_new_tokens >= STATIC_MIN_STEPS)
+    if shard:
+        rank, world = shard
+        owner = {}  # a prompt belongs to the process of the batch holding its first row
+        for b, batch in enumerate(batches):
+            for i, _ in batch:
+                owner.setdefault(i, b % world)
+        rows = [row for row in rows if owner[row[0]] == rank]  # greedy: exactly batches[rank::world]
+        batches = [rows[k:k + batch_size] for k in range(0, len(rows), batch_size)]
+        seed += rank
+    prompt_ids = sorted({i for i, _ in rows})
+    results = {i: [None] * num_samples for i in prompt_ids}
+    missing = {i: num_samples for i in prompt_ids}
+    sampler = None if greedy else _Sampler(temperature, top_p, top_k, seed, device)
+
     own_decoder = decoder is None and static_cache and rows
-    if own_decoder:
+    if own_decoder:  # the whole run's longest prompt, so every shard compiles the same shapes
         decoder = StaticDecoder(model, batch_size, cache_length(max(map(len, encoded)), max_new_tokens), device)
-    bar = _progress_bar(len(prompts), progress)
+    bar = _progress_bar(len(prompt_ids), progress)
     model.eval()
     try:
         for batch in batches:

@@ -130,11 +130,13 @@ def check_grpo_args(args):
     if args.num_generations is None or args.num_generations < 2:
         raise UserError("--num_generations must be at least 2: GRPO compares completions of the same prompt")
     steps = args.steps_per_generation or args.gradient_accumulation_steps
-    completions = args.generation_batch_size or args.per_device_train_batch_size * steps
+    processes = training.world_size()  # TRL's generation batch spans every process
+    completions = args.generation_batch_size or args.per_device_train_batch_size * processes * steps
     if completions % args.num_generations:
         raise UserError(
             f"{completions} completions per generation batch (per_device_train_batch_size "
-            f"{args.per_device_train_batch_size} x {steps} steps) is not a multiple of --num_generations "
+            f"{args.per_device_train_batch_size} x {processes} processes x {steps} steps) is not a multiple of "
+            f"--num_generations "
             f"{args.num_generations}: TRL counts completions, not prompts. For P prompts x {args.num_generations} "
             f"generations per step pass --per_device_train_batch_size {args.num_generations} "
             f"--gradient_accumulation_steps P")
@@ -154,6 +156,9 @@ def parse_args(argv=None):
         raise UserError("--wrong_credit must be between 0 and 1 (the reward of a correct answer)")
     if script_args.val_steps < 0 or (script_args.val_limit is not None and script_args.val_limit < 1):
         raise UserError("--val_steps must be >= 0 (0 = off) and --val_limit >= 1")
+    if script_args.val_steps and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3":
+        raise UserError("validation generates with the whole model, which ZeRO-3 splits across GPUs: "
+                        "pass --val_steps 0 (or use ddp.yaml / zero2.yaml)")
     return script_args, model_args, training_args
 
 
@@ -321,7 +326,8 @@ def build_trainer(model, tokenizer, peft_config, script_args, training_args, tra
 def train(trainer, checkpoint=None):
     """Train (from `checkpoint` if given); a NaN/inf loss stops it with training.TrainingDiverged."""
     result = trainer.train(resume_from_checkpoint=checkpoint)
-    print(f"trained {trainer.state.global_step} steps in {result.metrics['train_runtime']:.0f} s")
+    if trainer.is_world_process_zero():
+        print(f"trained {trainer.state.global_step} steps in {result.metrics['train_runtime']:.0f} s")
     return result
 
 
@@ -331,9 +337,10 @@ def save(trainer, tokenizer, train_records, script_args, model_args, training_ar
     training.finish_run(trainer, tokenizer, output_dir, config, train_records, script_args.data)
     # With --init_adapter and beta > 0, TRL keeps a frozen copy of the starting adapter ("ref") for the KL
     # term, and save_model writes it to ref/: it is the input adapter again, not a result.
-    if script_args.init_adapter and os.path.exists(os.path.join(output_dir, "ref", "adapter_config.json")):
-        shutil.rmtree(os.path.join(output_dir, "ref"))
-    print(f"saved adapter, tokenizer, config, log and manifest to {output_dir}")
+    if trainer.is_world_process_zero():
+        if script_args.init_adapter and os.path.exists(os.path.join(output_dir, "ref", "adapter_config.json")):
+            shutil.rmtree(os.path.join(output_dir, "ref"))
+        print(f"saved adapter, tokenizer, config, log and manifest to {output_dir}")
     return output_dir
 
 
@@ -341,8 +348,9 @@ def main(argv=None):
     script_args, model_args, training_args = parse_args(argv)
     train_records, train_ds, val_records = load_data(script_args)
     checkpoint = prepare_output_dir(script_args, training_args, train_records)
-    print(describe(script_args, model_args, training_args))
-    print(f"data: {len(train_ds)} train, {len(val_records)} val items from {script_args.data}")
+    if training.is_main_process():  # one copy of the config, not one per process
+        print(describe(script_args, model_args, training_args))
+        print(f"data: {len(train_ds)} train, {len(val_records)} val items from {script_args.data}")
     model, tokenizer, peft_config = build_model(script_args, model_args, training_args)
     trainer = build_trainer(model, tokenizer, peft_config, script_args, training_args, train_ds, val_records)
     train(trainer, checkpoint)

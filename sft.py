@@ -142,8 +142,9 @@ def build_trainer(model, tokenizer, peft_config, training_args, train_ds, val_ds
 def train(trainer, checkpoint=None):
     """Train (from `checkpoint` if given); a NaN/inf loss stops it with training.TrainingDiverged."""
     result = trainer.train(resume_from_checkpoint=checkpoint)
-    print(f"trained {trainer.state.global_step} steps in {result.metrics['train_runtime']:.0f} s, "
-          f"mean train loss {result.training_loss:.4f}")
+    if trainer.is_world_process_zero():
+        print(f"trained {trainer.state.global_step} steps in {result.metrics['train_runtime']:.0f} s, "
+              f"mean train loss {result.training_loss:.4f}")
     return result
 
 
@@ -151,7 +152,8 @@ def save(trainer, tokenizer, train_records, script_args, model_args, training_ar
     output_dir = training_args.output_dir
     config = training.run_config(script_args, model_args, training_args)
     training.finish_run(trainer, tokenizer, output_dir, config, train_records, script_args.data)
-    print(f"saved adapter, tokenizer, config, log and manifest to {output_dir}")
+    if trainer.is_world_process_zero():
+        print(f"saved adapter, tokenizer, config, log and manifest to {output_dir}")
     return output_dir
 
 
@@ -159,8 +161,9 @@ def main(argv=None):
     script_args, model_args, training_args = parse_args(argv)
     train_records, train_ds, val_ds = load_datasets(script_args.data, training_args.eval_strategy != "no")
     checkpoint = training.prepare_output_dir(script_args, training_args, train_records)
-    print(describe(script_args, model_args, training_args))
-    print(f"data: {len(train_ds)} train, {len(val_ds) if val_ds else 0} val items from {script_args.data}")
+    if training.is_main_process():  # one copy of the config, not one per process
+        print(describe(script_args, model_args, training_args))
+        print(f"data: {len(train_ds)} train, {len(val_ds) if val_ds else 0} val items from {script_args.data}")
     model, tokenizer, peft_config = build_model(model_args, training_args)
     trainer = build_trainer(model, tokenizer, peft_config, training_args, train_ds, val_ds)
     train(trainer, checkpoint)

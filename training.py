@@ -2,7 +2,10 @@
 
 Unsloth patches transformers, TRL and PEFT when it is imported, so it must be imported before them. Every
 trainer imports this module before anything from the HF stack, and this module imports Unsloth first
-where it can run (a CUDA GPU and the package installed) unless `--no-unsloth` is on the command line.
+where it can run (a CUDA GPU and the package installed, one process) unless `--no-unsloth` is on the command line.
+
+Several GPUs: `accelerate launch --config_file configs/accelerate/ddp.yaml sft.py ...` (or zero2/zero3.yaml).
+The Trainer places each process's model on its GPU; only the main process (RANK 0) writes files.
 """
 
 import dataclasses
@@ -14,11 +17,21 @@ import sys
 from dataclasses import dataclass, field
 
 
+def world_size():
+    """Processes started by accelerate launch / torchrun (1 for a plain run); they set the env before Python starts."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process():
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def unsloth_usable():
-    """Unsloth needs a CUDA GPU; import it only then (it patches transformers/TRL on import)."""
+    """Unsloth needs a CUDA GPU and, here, one process (its open-source release trains on one GPU); import it
+    only then (it patches transformers/TRL on import)."""
     import torch
 
-    return torch.cuda.is_available() and importlib.util.find_spec("unsloth") is not None
+    return torch.cuda.is_available() and importlib.util.find_spec("unsloth") is not None and world_size() == 1
 
 
 if unsloth_usable() and "--no-unsloth" not in sys.argv and "--no_unsloth" not in sys.argv:
@@ -165,7 +178,8 @@ def load_model_for_training(model_args, max_length, seed, gradient_checkpointing
         revision=model_args.model_revision,
         attn_implementation=model_args.attn_implementation,
         quantization_config=quantization,
-        device_map={"": torch.cuda.current_device()} if quantization else None,
+        # Quantized weights load straight onto this process's GPU; otherwise the Trainer moves the model
+        device_map={"": int(os.environ.get("LOCAL_RANK", "0"))} if quantization else None,
     )
     return model, load_tokenizer(model_args.model_name_or_path), get_peft_config(model_args)
 
@@ -226,8 +240,9 @@ def changed_fields(args, base_cls):
     def as_dict(obj):
         return obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
 
-    # Trainer configs: same precision, else the base's bf16 default fails its own checks on CPU
-    precision = {"bf16": args.bf16, "fp16": args.fp16} if hasattr(args, "bf16") else {}
+    # Trainer configs: same precision, else the base's bf16 default fails its own checks on CPU; same use_cpu,
+    # since building one resets accelerate's process-wide state (a CPU DDP run would lose its process group)
+    precision = {"bf16": args.bf16, "fp16": args.fp16, "use_cpu": args.use_cpu} if hasattr(args, "bf16") else {}
     default = as_dict(base_cls(**precision))
     return {k: v for k, v in as_dict(args).items() if k in default and v != default[k]}
 
@@ -264,6 +279,8 @@ def checkpoint_to_resume(output_dir, resume):
         return None
     if checkpoint is None:
         raise UserError(f"--resume: no checkpoint-* directory in {output_dir}")
+    if not is_main_process():  # the log is the main process's
+        return checkpoint
     with open(os.path.join(checkpoint, "trainer_state.json")) as f:
         step = json.load(f)["global_step"]
     # Steps after the checkpoint will run again: drop their log lines so the log has no duplicates.
@@ -280,14 +297,17 @@ def prepare_output_dir(script_args, training_args, train_records):
     """The checkpoint to resume from (None for a fresh run); writes the manifest before the first step,
     so even a crashed run's checkpoints are covered by the eval scripts' contamination guard."""
     checkpoint = checkpoint_to_resume(training_args.output_dir, script_args.resume)
-    os.makedirs(training_args.output_dir, exist_ok=True)
-    write_manifest(training_args.output_dir, train_records, script_args.data)
+    if is_main_process():
+        os.makedirs(training_args.output_dir, exist_ok=True)
+        write_manifest(training_args.output_dir, train_records, script_args.data)
     return checkpoint
 
 
 def finish_run(trainer, tokenizer, output_dir, config, train_records, data_path):
     """Adapter + tokenizer + run_config.json + versions.json + training_manifest.json in output_dir."""
-    trainer.save_model(output_dir)  # a PEFT model saves only its adapter
+    trainer.save_model(output_dir)  # a PEFT model saves only its adapter; every process calls it (ZeRO-3 gathers)
+    if not trainer.is_world_process_zero():
+        return
     tokenizer.save_pretrained(output_dir)
     save_run_info(output_dir, config)
     write_manifest(output_dir, train_records, data_path)

@@ -137,3 +137,19 @@ def test_eos_ids_include_generation_config():
             eos_token_id = [5, 7]
 
     assert generation._eos_ids(Model, Tok) == {2, 5, 7}
+
+
+@pytest.mark.parametrize("num_samples, temperature", [(1, 0.0), (3, 1.0)])
+def test_shards_split_the_prompts_and_greedy_ones_equal_the_whole_run(lively, num_samples, temperature):
+    """What each of 2 processes decodes under torchrun (evaluation.py): every prompt in exactly one shard,
+    with all its samples; greedy outputs are those of one process."""
+    model, tokenizer, prompts = lively
+    kwargs = dict(max_new_tokens=MAX_NEW, batch_size=2, num_samples=num_samples, temperature=temperature,
+                  progress=False)
+    whole = generation.generate_all(model, tokenizer, prompts, **kwargs)
+    shards = [dict(generation.generate(model, tokenizer, prompts, shard=(rank, 2), **kwargs)) for rank in (0, 1)]
+    assert shards[0] and shards[1] and not set(shards[0]) & set(shards[1])
+    merged = {**shards[0], **shards[1]}
+    assert sorted(merged) == list(range(len(prompts))) and all(len(o) == num_samples for o in merged.values())
+    if temperature == 0:
+        assert [merged[i] for i in range(len(prompts))] == whole

@@ -185,3 +185,51 @@ def test_smollm2_end_to_end(smollm2_dir, tiny_data, tmp_path):
     texts = [r["outputs"][0]["text"] for r in results["records"]]
     assert all(len(t.split()) >= 3 for t in texts), texts  # words, not padding or special tokens
     assert results["summary"]["generated_tokens"] == sum(r["outputs"][0]["num_tokens"] for r in results["records"])
+
+
+# ----------------------------------------------------------------------------
+# Several processes (torchrun; gloo on CPU): each takes every other batch, rank 0 writes the one results file
+
+
+def torchrun(nproc, script, *args):
+    """`torchrun --standalone --nproc_per_node N script args` with this Python; the CompletedProcess."""
+    return run_script("-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), script, *args)
+
+
+def same_results(sharded, single):
+    """Records equal, and the summary too except timing, the command and the number of processes."""
+    assert sharded["records"] == single["records"]
+    volatile = ("wall_time_s", "tokens_per_s", "command", "generation")
+    assert {k: v for k, v in sharded["summary"].items() if k not in volatile} == \
+        {k: v for k, v in single["summary"].items() if k not in volatile}
+    assert sharded["summary"]["generation"] == {**single["summary"]["generation"], "world_size": 2}
+
+
+def test_two_processes_write_the_single_process_results(lively_model_dir, tiny_data, tmp_path):
+    args = ["--model", lively_model_dir, "--data", tiny_data, *FAST, "--batch-size", "2", "--limit", "5",
+            "--name", "run"]
+    single = linear_equation_eval.main(args + ["--out", str(tmp_path / "one")])
+    result = torchrun(2, "linear_equation_eval.py", *args, "--out", str(tmp_path / "two"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("strict    Final: ") == 1  # only rank 0 prints the summary
+    assert os.listdir(tmp_path / "two") == ["run_linear_equation.json"]  # no sidecars left
+    sharded = utils.read_json(str(tmp_path / "two" / "run_linear_equation.json"))
+    assert len({r["outputs"][0]["text"] for r in single["records"]}) > 1
+    same_results(sharded, single)
+
+
+def test_resume_a_crashed_two_process_run_with_one(lively_model_dir, tiny_data, tmp_path, monkeypatch):
+    args = ["--model", lively_model_dir, "--data", tiny_data, *FAST, "--batch-size", "2", "--limit", "5",
+            "--name", "run", "--out", str(tmp_path)]
+    whole = linear_equation_eval.main(args[:-1] + [str(tmp_path / "whole")])
+    monkeypatch.setenv("EVAL_CRASH_AFTER", "1")  # each rank dies after saving its first item
+    crashed = torchrun(2, "linear_equation_eval.py", *args)
+    monkeypatch.delenv("EVAL_CRASH_AFTER")
+    assert crashed.returncode != 0 and "simulated crash" in crashed.stderr
+    sidecars = sorted(p.name for p in tmp_path.glob(".run_linear_equation.partial*.jsonl"))
+    assert sidecars == [".run_linear_equation.partial.rank0.jsonl", ".run_linear_equation.partial.rank1.jsonl"]
+    with pytest.raises(utils.UserError, match="--resume"):
+        linear_equation_eval.main(args)
+    resumed = linear_equation_eval.main(args + ["--resume"])  # one process continues the two's work
+    assert resumed["records"] == whole["records"]
+    assert not list(tmp_path.glob(".run_linear_equation.partial*"))
