@@ -8,7 +8,9 @@ Every stage is one of our scripts run as a subprocess with the flags from the co
 exactly the commands a user would type (they are written to results/<study>/commands.sh). A stage whose
 output already exists is skipped: the eval scripts write their results atomically and the trainers
 save the adapter last, so an existing output is a complete one, and a rerun after a crash continues
-(trainers and evals also get --resume for the stage that was interrupted).
+(trainers and evals also get --resume for the stage that was interrupted). Files under results/ count as
+done only when this checkout's own runs made them (recorded in outputs/<study>/stages_done.json, which git
+ignores): a fresh clone's committed results are redone, not mistaken for the user's finished run.
 """
 
 import argparse
@@ -20,7 +22,7 @@ import subprocess
 import sys
 import time
 
-from utils import UserError, atomic_write_json, cli, one_line_errors
+from utils import UserError, atomic_write_json, cli, one_line_errors, read_json
 
 RUNS = ("baseline", "sft", "grpo", "sft_grpo")  # sft_grpo: GRPO started from the SFT adapter
 EVALS = (  # (script, results-file suffix, extra flags)
@@ -111,25 +113,30 @@ def main(argv=None):
         for name, _, cmd in stages:
             f.write(f"# {name}\n{shlex.join(['python', *cmd[1:]])}\n")
     timings_path = os.path.join(results, "timings.json")
-    timings = {}
-    if os.path.exists(timings_path):
-        from utils import read_json
-
-        timings = read_json(timings_path)
+    timings = read_json(timings_path) if os.path.exists(timings_path) else {}
+    done_path = os.path.join("outputs", config["study"], "stages_done.json")
+    done = set(read_json(done_path)) if os.path.exists(done_path) else set()
     start = time.time()
     for i, (name, output, cmd) in enumerate(stages, 1):
         prefix = f"[{i}/{len(stages)}] {name}"
-        if os.path.exists(output) and name != "report":
+        ours = name in done or not output.startswith(results + os.sep)  # outputs/ is never committed
+        if os.path.exists(output) and name != "report" and ours:
             print(f"{prefix}: done ({output})")
             continue
         print(f"{prefix}: {shlex.join(['python', *cmd[1:]])}", flush=True)
         if args.dry_run:
             continue
+        if os.path.exists(output) and not ours and name != "report":  # e.g. committed results: an eval
+            # run with --resume would take such a file as complete
+            print(f"{prefix}: replacing {output}, which no run of this checkout made")
+            os.remove(output)
         t0 = time.time()
         if subprocess.run(cmd).returncode != 0:
             raise UserError(f"stage '{name}' failed (see above); fix it and rerun: finished stages are kept")
         timings[name] = round(time.time() - t0, 1)
         atomic_write_json(timings_path, timings)
+        done.add(name)
+        atomic_write_json(done_path, sorted(done))
         print(f"{prefix}: {timings[name]:.0f} s", flush=True)
         if name.startswith("train"):
             keep_run_records(config)

@@ -2,18 +2,19 @@
 
 import json
 import os
+import shutil
 
 import yaml
 
 from conftest import GSM8K_DIR, REPO, run_script
 
 
-def write_config(tmp_path, model_dir, study):
+def write_config(tmp_path, model_dir, study, runs=("baseline", "sft", "grpo")):
     config = {
         "study": study,
         "model": model_dir,
         "gsm8k_dir": GSM8K_DIR,
-        "runs": ["baseline", "sft", "grpo"],
+        "runs": list(runs),
         "data": "--coef-range -5 5 --solution-range -9 9 --train 8 --val 2 --test 3 --test-ood 3",
         "eval": "--max-new-tokens 8 --batch-size 4",
         "eval_gsm8k": "--limit 3",
@@ -21,7 +22,7 @@ def write_config(tmp_path, model_dir, study):
         "grpo": "--max_steps 1 --num_generations 2 --per_device_train_batch_size 4 --gradient_accumulation_steps 1 "
                 "--max_completion_length 8 --val_steps 1 --val_limit 2",
     }
-    path = tmp_path / f"{study}.yaml"
+    path = tmp_path / f"{study}-{len(runs)}.yaml"
     path.write_text(yaml.safe_dump(config))
     return str(path)
 
@@ -49,9 +50,20 @@ def test_study_runs_end_to_end_and_resumes(tmp_path, tiny_model_dir):
         second = run_script("study.py", config)  # everything exists: only the report is rebuilt
         assert second.returncode == 0, second.stderr[-3000:]
         assert second.stdout.count(": done (") == 1 + 3 * 3 + 2  # data, 9 evals, 2 trainings
-    finally:
-        import shutil
 
+        # A fresh clone has the committed results/ but not outputs/: nothing there counts as done
+        shutil.rmtree(outputs)
+        dry = run_script("study.py", config, "--dry-run")
+        assert dry.returncode == 0 and ": done (" not in dry.stdout, dry.stdout
+        assert os.path.exists(os.path.join(results, "baseline_gsm8k.json"))  # a dry run deletes nothing
+        baseline_only = write_config(tmp_path, tiny_model_dir, study, runs=("baseline",))
+        third = run_script("study.py", baseline_only)
+        assert third.returncode == 0, third.stderr[-3000:]
+        assert third.stdout.count("which no run of this checkout made") == 1 + 3  # data and 3 evals redone
+        assert " is complete; nothing to resume" not in third.stdout
+        fourth = run_script("study.py", baseline_only)  # now they are this checkout's own
+        assert fourth.stdout.count(": done (") == 1 + 3
+    finally:
         shutil.rmtree(results, ignore_errors=True)
         shutil.rmtree(outputs, ignore_errors=True)
 
