@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import modeling
-from utils import UserError, atomic_write_json, library_versions, read_json, read_manifest, wilson_interval
+from utils import (UserError, atomic_write_json, is_main_process, library_versions, process_info, read_json,
+                   read_manifest, wilson_interval)
 
 SAMPLING_FIELDS = ("max_new_tokens", "num_samples", "temperature", "top_p", "top_k")
 GREEDY = {"num_samples": 1, "temperature": 0.0, "top_p": 1.0, "top_k": 0}
@@ -245,13 +246,6 @@ def generate_outputs(generator, items, sidecar, done, elapsed_before):
 # Several processes (torchrun / accelerate launch): one per GPU, each with a share of the batches
 
 
-def process_info():
-    """(rank, world_size, local_rank) as torchrun and accelerate launch set them; (0, 1, 0) for one process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    return rank, world, int(os.environ.get("LOCAL_RANK", str(rank)))
-
-
 def init_process_group():
     """gloo everywhere: only small Python objects (ids and texts) cross processes, never GPU tensors, so
     NCCL (and its NVLink setup) is not needed; the long timeout covers ranks finishing hours apart."""
@@ -307,7 +301,7 @@ def summarize(benchmark, records):
 
 
 def print_summary(summary, path):
-    if process_info()[0] != 0:
+    if not is_main_process():
         return
     g = summary["generation"]
     sampling = "greedy" if g["temperature"] <= 0 else f"T={g['temperature']}, top_p {g['top_p']}, top_k {g['top_k']}"

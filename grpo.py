@@ -41,7 +41,8 @@ import generation
 from generation import generate_all
 from modeling import attach_adapter
 from training import JsonlLogCallback, ModelArguments, prepare_output_dir
-from utils import UserError, cli, correctness_reward, format_reward, is_correct, load_split
+from utils import (UserError, cli, correctness_reward, format_reward, is_correct, is_main_process, load_split,
+                   process_info)
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
 MAX_PROMPT_TOKENS = 512  # Unsloth/vLLM sequence budget = this + max_completion_length (our prompts: ~200)
@@ -130,7 +131,7 @@ def check_grpo_args(args):
     if args.num_generations is None or args.num_generations < 2:
         raise UserError("--num_generations must be at least 2: GRPO compares completions of the same prompt")
     steps = args.steps_per_generation or args.gradient_accumulation_steps
-    processes = training.world_size()  # TRL's generation batch spans every process
+    processes = process_info()[1]  # TRL's generation batch spans every process
     completions = args.generation_batch_size or args.per_device_train_batch_size * processes * steps
     if completions % args.num_generations:
         raise UserError(
@@ -348,7 +349,7 @@ def main(argv=None):
     script_args, model_args, training_args = parse_args(argv)
     train_records, train_ds, val_records = load_data(script_args)
     checkpoint = prepare_output_dir(script_args, training_args, train_records)
-    if training.is_main_process():  # one copy of the config, not one per process
+    if is_main_process():  # one copy of the config, not one per process
         print(describe(script_args, model_args, training_args))
         print(f"data: {len(train_ds)} train, {len(val_records)} val items from {script_args.data}")
     model, tokenizer, peft_config = build_model(script_args, model_args, training_args)

@@ -27,7 +27,7 @@ import torch
 from trl import ModelConfig, SFTConfig, SFTTrainer
 
 from training import JsonlLogCallback, ModelArguments
-from utils import UserError, cli, load_split
+from utils import UserError, cli, is_main_process, load_split
 
 # ----------------------------------------------------------------------------
 # Arguments
@@ -161,7 +161,7 @@ def main(argv=None):
     script_args, model_args, training_args = parse_args(argv)
     train_records, train_ds, val_ds = load_datasets(script_args.data, training_args.eval_strategy != "no")
     checkpoint = training.prepare_output_dir(script_args, training_args, train_records)
-    if training.is_main_process():  # one copy of the config, not one per process
+    if is_main_process():  # one copy of the config, not one per process
         print(describe(script_args, model_args, training_args))
         print(f"data: {len(train_ds)} train, {len(val_ds) if val_ds else 0} val items from {script_args.data}")
     model, tokenizer, peft_config = build_model(model_args, training_args)

@@ -119,15 +119,15 @@ def main(argv=None):
     start = time.time()
     for i, (name, output, cmd) in enumerate(stages, 1):
         prefix = f"[{i}/{len(stages)}] {name}"
+        exists = os.path.exists(output) and name != "report"  # the report is rebuilt every time
         ours = name in done or not output.startswith(results + os.sep)  # outputs/ is never committed
-        if os.path.exists(output) and name != "report" and ours:
+        if exists and ours:
             print(f"{prefix}: done ({output})")
             continue
         print(f"{prefix}: {shlex.join(['python', *cmd[1:]])}", flush=True)
         if args.dry_run:
             continue
-        if os.path.exists(output) and not ours and name != "report":  # e.g. committed results: an eval
-            # run with --resume would take such a file as complete
+        if exists:  # not ours, e.g. the committed results: an eval run with --resume would take it as complete
             print(f"{prefix}: replacing {output}, which no run of this checkout made")
             os.remove(output)
         t0 = time.time()

@@ -16,14 +16,8 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-
-def world_size():
-    """Processes started by accelerate launch / torchrun (1 for a plain run); they set the env before Python starts."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def is_main_process():
-    return int(os.environ.get("RANK", "0")) == 0
+# pure Python: safe to import before Unsloth
+from utils import UserError, atomic_write_json, is_main_process, library_versions, process_info, write_manifest
 
 
 def unsloth_usable():
@@ -31,7 +25,7 @@ def unsloth_usable():
     only then (it patches transformers/TRL on import)."""
     import torch
 
-    return torch.cuda.is_available() and importlib.util.find_spec("unsloth") is not None and world_size() == 1
+    return torch.cuda.is_available() and importlib.util.find_spec("unsloth") is not None and process_info()[1] == 1
 
 
 if unsloth_usable() and "--no-unsloth" not in sys.argv and "--no_unsloth" not in sys.argv:
@@ -44,7 +38,6 @@ from transformers import TrainerCallback  # noqa: E402  (after unsloth, on purpo
 from trl import ModelConfig, TrlParser  # noqa: E402
 
 from modeling import DEFAULT_MODEL, LORA_TARGETS, load_pretrained, load_tokenizer, resolve_model  # noqa: E402
-from utils import UserError, atomic_write_json, library_versions, write_manifest  # noqa: E402
 
 LOG_NAME = "train_log.jsonl"
 
@@ -179,7 +172,7 @@ def load_model_for_training(model_args, max_length, seed, gradient_checkpointing
         attn_implementation=model_args.attn_implementation,
         quantization_config=quantization,
         # Quantized weights load straight onto this process's GPU; otherwise the Trainer moves the model
-        device_map={"": int(os.environ.get("LOCAL_RANK", "0"))} if quantization else None,
+        device_map={"": process_info()[2]} if quantization else None,
     )
     return model, load_tokenizer(model_args.model_name_or_path), get_peft_config(model_args)
 

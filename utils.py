@@ -320,6 +320,16 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def process_info():
+    """(rank, world_size, local_rank) as torchrun and accelerate launch set them; (0, 1, 0) for one process."""
+    rank = int(os.environ.get("RANK", "0"))
+    return rank, int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", str(rank)))
+
+
+def is_main_process():
+    return process_info()[0] == 0
+
+
 def atomic_write_json(path, obj):
     """Write JSON to a temp file beside `path`, then rename: readers never see half a file."""
     directory = os.path.dirname(os.path.abspath(path))
