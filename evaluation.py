@@ -238,6 +238,11 @@ def generate_outputs(generator, items, sidecar, done, elapsed_before):
         sidecar.flush()
         saved += 1
         if crash_after and saved >= crash_after:
+            import torch.distributed as dist
+
+            # all save before one dies (torchrun kills the rest); so every rank must reach crash_after items
+            if dist.is_available() and dist.is_initialized():
+                dist.barrier()
             raise RuntimeError(f"{CRASH_ENV}={crash_after}: simulated crash")
     return done, elapsed_before + time.time() - start
 
