@@ -14,6 +14,7 @@ import json
 import math
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 
 # pure Python: safe to import before Unsloth
@@ -318,16 +319,25 @@ class JsonlLogCallback(TrainerCallback):
 
     def __init__(self, output_dir):
         self.path = os.path.join(output_dir, LOG_NAME)
+        self.start = time.time()
 
     def on_train_begin(self, args, state, control, **kwargs):
         # By default the Trainer logs the mean of earlier losses in place of a NaN/inf one, which
         # would hide divergence from the check below.
         args.logging_nan_inf_filter = False
+        self.start = time.time()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
             return
-        record = {"step": state.global_step, "epoch": state.epoch, **logs}
+        # wall time since this process began training (step times come from differences) and, on a GPU,
+        # the peak memory so far: what speed and memory comparisons read from the log
+        record = {"step": state.global_step, "epoch": state.epoch, **logs,
+                  "elapsed_s": round(time.time() - self.start, 3)}
+        import torch
+
+        if torch.cuda.is_available():
+            record["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         with open(self.path, "a") as f:
             f.write(json.dumps(record, default=float) + "\n")

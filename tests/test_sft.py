@@ -73,6 +73,9 @@ def test_training_lowers_loss_and_logs_every_step(trained):
     losses = [r["loss"] for r in train_rows]
     assert min(losses[-2:]) < losses[0] - 0.05, losses
     assert [r["step"] for r in log if "eval_loss" in r] == [3, 6]
+    elapsed = [r["elapsed_s"] for r in log]  # step times for speed comparisons come from these
+    assert elapsed == sorted(elapsed) and elapsed[0] >= 0 and elapsed[-1] > 0
+    assert all("peak_gpu_memory_gib" not in r for r in log)  # GPU only
 
 
 def test_output_dir_holds_adapter_tokenizer_config_and_manifest(trained, tiny_data):
