@@ -19,7 +19,7 @@ def test_bench_cpu_smoke(tmp_path):
     out = str(tmp_path / "bench.json")
     results = bench.main([
         "--device", "cpu", "--model", "tiny", "--tokenizer", QWEN_TOKENIZER, "--gsm8k-dir", GSM8K_DIR,
-        "--eval-prompts", "6", "--eval-tokens", "6", "--eval-batch-size", "4", "--plain-prompts", "4",
+        "--eval-prompts", "6", "--eval-tokens", "6", "--eval-batch-size", "4", "--plain-prompts", "4", "--eval-repeats", "2",
         "--grpo-prompts", "2", "--grpo-generations", "2", "--grpo-tokens", "6", "--grpo-steps", "2",
         "--lora-r", "4", "--sft-steps", "2", "--sft-batch", "2", "--out", out])
     with open(out) as f:
@@ -32,6 +32,8 @@ def test_bench_cpu_smoke(tmp_path):
     assert ev["fast"]["tokens_per_s"] > 0 and ev["plain"]["extrapolated"] and ev["plain"]["measured_prompts"] == 4
     assert ev["greedy_match"] == "4/4 prompts token-identical"  # fp32 on CPU: the fast path is exact
     assert ev["source"].startswith("GSM8K")
+    assert len(ev["fast"]["repeats_s"]) == 2 and ev["fast"]["repeats_s"][0] == ev["fast"]["generate_s"]
+    assert isinstance(ev["fast"]["first_minus_best_repeat_s"], float)
     for variant in ("grpo_full", "grpo_lora"):
         pair = saved["parts"][variant]
         assert pair["fast"]["trainer"] == "FastGenerationGRPOTrainer" and pair["stock"]["trainer"] == "GRPOTrainer"

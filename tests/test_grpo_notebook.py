@@ -33,6 +33,26 @@ def test_notebook_layout():
     assert all(not c.get("outputs") for c in code)  # committed without outputs
 
 
+def gpu_stack(notebook):
+    """The GPU_STACK list of a notebook's install cell."""
+    import ast
+
+    install = next(c for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code")
+    node = next(n for n in ast.parse(install.source).body if isinstance(n, ast.Assign) and n.targets[0].id == "GPU_STACK")
+    return ast.literal_eval(node.value)
+
+
+def test_install_cells_pin_one_gpu_stack():
+    """Both notebooks install the same Unsloth pins, grpo.ipynb adds vLLM, and the README shows the same pins."""
+    sft_stack, grpo_stack = gpu_stack(os.path.join(REPO, "sft.ipynb")), gpu_stack(NOTEBOOK)
+    assert set(sft_stack) < set(grpo_stack) and any(p.startswith("vllm==") for p in grpo_stack)
+    assert {p.split("==")[0] for p in sft_stack} == {"unsloth", "unsloth_zoo"}
+    with open(os.path.join(REPO, "README.md")) as f:
+        readme = f.read()
+    for pin in grpo_stack:
+        assert pin in readme, pin
+
+
 def test_notebook_runs_on_tiny_model(tmp_path, tiny_model_dir, tiny_data):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     output_dir = str(tmp_path / "grpo-notebook")

@@ -49,7 +49,8 @@ def main():
                           "strict": f"{strict['correct']}/{strict['total']}", "format_failures": s["format_failures"],
                           "truncated": s["truncated"], "wall_s": s["wall_time_s"]})
     md = ["# Issue 8: Unsloth vs plain PEFT (one GPU)", "", "| stage | rc | wall s |", "| --- | --- | --- |"]
-    md += [f"| {s['stage']} | {s['rc']} | {s['wall_s']} |" for s in stages]
+    md += [f"| {s['stage']} | {s['rc']} | {s['wall_s'] if s['wall_s'] is not None else s.get('note', '-')} |"
+           for s in stages]
     if train:
         md += ["", "## Training runs", "", "| run | path | steps | median step s | peak GiB | loss first -> last | "
                "reward first -> last | process wall s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
