@@ -89,6 +89,8 @@ def parse_args(argv=None):
                    help="keep Unsloth out (read by training.py at import, from the command line)")
     p.add_argument("--out", default=None, help="JSON path (default results/bench/bench_<device name>.json)")
     args = p.parse_args(argv)
+    if args.eval_repeats < 1:
+        p.error("--eval-repeats must be at least 1")
     args.device = torch.device(args.device)
     args.dtype = getattr(torch, args.dtype) if args.dtype else modeling.default_dtype(args.device.type)
     name = torch.cuda.get_device_name(args.device) if args.device.type == "cuda" else "cpu"
@@ -233,7 +235,7 @@ def bench_eval(args, tokenizer, floor):
     sync(args.device)
     load_s = time.perf_counter() - start
 
-    repeats = []  # a second pass in the same process reuses the compiled graphs: the difference is the compile
+    repeats = []  # later passes in this process reuse the compiled graphs: the difference is compile/warm-up
     for _ in range(args.eval_repeats):
         start = time.perf_counter()
         fast = generation.generate_all(model, tokenizer, prompts, max_new_tokens=args.eval_tokens,

@@ -319,21 +319,25 @@ class JsonlLogCallback(TrainerCallback):
 
     def __init__(self, output_dir):
         self.path = os.path.join(output_dir, LOG_NAME)
-        self.start = time.time()
+        self.start = time.perf_counter()
 
     def on_train_begin(self, args, state, control, **kwargs):
         # By default the Trainer logs the mean of earlier losses in place of a NaN/inf one, which
         # would hide divergence from the check below.
         args.logging_nan_inf_filter = False
-        self.start = time.time()
+        self.start = time.perf_counter()
+        import torch
+
+        if torch.cuda.is_available():  # the peak of training, not of loading (4-bit quantization has its own)
+            torch.cuda.reset_peak_memory_stats()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
             return
         # wall time since this process began training (step times come from differences) and, on a GPU,
-        # the peak memory so far: what speed and memory comparisons read from the log
+        # the peak memory since then: what speed and memory comparisons read from the log
         record = {"step": state.global_step, "epoch": state.epoch, **logs,
-                  "elapsed_s": round(time.time() - self.start, 3)}
+                  "elapsed_s": round(time.perf_counter() - self.start, 3)}
         import torch
 
         if torch.cuda.is_available():

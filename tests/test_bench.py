@@ -19,7 +19,8 @@ def test_bench_cpu_smoke(tmp_path):
     out = str(tmp_path / "bench.json")
     results = bench.main([
         "--device", "cpu", "--model", "tiny", "--tokenizer", QWEN_TOKENIZER, "--gsm8k-dir", GSM8K_DIR,
-        "--eval-prompts", "6", "--eval-tokens", "6", "--eval-batch-size", "4", "--plain-prompts", "4", "--eval-repeats", "2",
+        "--eval-prompts", "6", "--eval-tokens", "6", "--eval-batch-size", "4", "--plain-prompts", "4",
+        "--eval-repeats", "2",
         "--grpo-prompts", "2", "--grpo-generations", "2", "--grpo-tokens", "6", "--grpo-steps", "2",
         "--lora-r", "4", "--sft-steps", "2", "--sft-batch", "2", "--out", out])
     with open(out) as f:

@@ -56,7 +56,8 @@ setup)
     : > "$W/stages.jsonl"
     "$PY" - <<'EOF' 2>&1 | tee -a "$LOG"
 import importlib, torch
-print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu")
+device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+print("torch", torch.__version__, "cuda", torch.version.cuda, device)
 for name in ("transformers", "trl", "peft", "accelerate", "datasets", "bitsandbytes", "unsloth", "unsloth_zoo"):
     try:
         print(name, importlib.import_module(name).__version__)
@@ -81,7 +82,8 @@ qwen_grpo)  # 4 prompts x 4 completions x COMPLETION tokens per step (random wei
     stage q_grpo_unsloth 300 "$PY" "${GRPO[@]}" "${Q[@]}" --output_dir "$W/q_grpo_unsloth"
     [ "$CPU" = 1 ] && continue
     stage q_grpo_unsloth_4bit 300 "$PY" "${GRPO[@]}" "${Q[@]}" --output_dir "$W/q_grpo_unsloth_4bit" --load_in_4bit
-    stage q_grpo_peft_4bit 240 "$PY" "${GRPO[@]}" "${Q[@]}" --output_dir "$W/q_grpo_peft_4bit" --load_in_4bit --no_unsloth
+    stage q_grpo_peft_4bit 240 "$PY" "${GRPO[@]}" "${Q[@]}" --output_dir "$W/q_grpo_peft_4bit" --load_in_4bit \
+        --no_unsloth
     ;;
 smol)  # the embedded SmolLM2: SFT one epoch both ways, GRPO a few steps; then the eval scripts on the adapters
     S=(--model smollm2-135m --data "$W/data.json")
@@ -89,8 +91,8 @@ smol)  # the embedded SmolLM2: SFT one epoch both ways, GRPO a few steps; then t
     stage s_sft_unsloth 300 "$PY" "${SFT[@]}" "${S[@]}" --num_train_epochs 1 --output_dir "$W/s_sft_unsloth"
     [ "$CPU" = 1 ] || stage s_sft_unsloth_4bit 300 "$PY" "${SFT[@]}" "${S[@]}" --num_train_epochs 1 \
         --output_dir "$W/s_sft_unsloth_4bit" --load_in_4bit
-    stage s_grpo_unsloth 300 "$PY" "${GRPO[@]}" "${S[@]}" --max_steps "$GRPO_STEPS" --max_completion_length "$SMOL_COMPLETION" \
-        --output_dir "$W/s_grpo_unsloth"
+    stage s_grpo_unsloth 300 "$PY" "${GRPO[@]}" "${S[@]}" --max_steps "$GRPO_STEPS" \
+        --max_completion_length "$SMOL_COMPLETION" --output_dir "$W/s_grpo_unsloth"
     [ "$CPU" = 1 ] || stage s_grpo_unsloth_4bit 300 "$PY" "${GRPO[@]}" "${S[@]}" --max_steps "$GRPO_STEPS" \
         --max_completion_length "$SMOL_COMPLETION" --output_dir "$W/s_grpo_unsloth_4bit" --load_in_4bit
     E=(linear_equation_eval.py --model smollm2-135m --data "$W/data.json" --limit "$EVAL_ITEMS"

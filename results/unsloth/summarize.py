@@ -23,7 +23,8 @@ def training_row(run):
     row = {"run": run, "path": path.group(1) if path else "?", "4bit": "4bit" in run, "steps": len(steps),
            "unsloth_import_failed": "unsloth is installed but does not import" in text}
     if len(steps) >= 2:
-        times = [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(steps, steps[1:]) if "elapsed_s" in a]
+        timed = [r for r in steps if "elapsed_s" in r]
+        times = [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(timed, timed[1:])]
         after_warmup = times[1:] or times  # the first 2 steps carry compile / allocator warm-up
         row["median_step_s"] = round(statistics.median(after_warmup), 3) if after_warmup else None
     peaks = [r["peak_gpu_memory_gib"] for r in log if "peak_gpu_memory_gib" in r]
