@@ -147,35 +147,10 @@ open(os.path.join(OUT, "summary.md"), "w").write("\n".join(md) + "\n")
 EOF
 
 # ---------------------------------------------------------------------------- model and data
-cat > "$W/build_model.py" <<'EOF'
-import os, time, torch
-from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
-t0 = time.time()
-cpu = os.environ["CPU"] == "1"
-tok = AutoTokenizer.from_pretrained(os.environ["QWEN_TOK"])
-# Qwen2.5's plain ChatML (the tokenizer folder carries Qwen3's template, with think handling)
-tok.chat_template = (r"{%- for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
-                     r"'<|im_end|>' + '\n'}}{%- endfor %}{%- if add_generation_prompt %}{{'<|im_start|>assistant\n'}}{%- endif %}")
-shape = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2) \
-    if cpu else dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
-                     num_key_value_heads=2)
-config = Qwen2Config(vocab_size=151936, max_position_embeddings=32768, rope_theta=1e6, rms_norm_eps=1e-6,
-                     tie_word_embeddings=True, bos_token_id=151643, eos_token_id=151645, pad_token_id=151643,
-                     torch_dtype="bfloat16", **shape)
-torch.manual_seed(0)
-with torch.device("cpu" if cpu else "cuda"):
-    model = Qwen2ForCausalLM(config).to(torch.bfloat16 if not cpu else torch.float32)
-model.generation_config.eos_token_id = [151645, 151643]
-model.generation_config.pad_token_id = 151643
-model.save_pretrained(os.environ["MODEL"])
-tok.save_pretrained(os.environ["MODEL"])
-n = sum(p.numel() for p in model.parameters())
-print(f"built {n / 1e9:.3f}B parameters ({config.num_hidden_layers} layers) in {time.time() - t0:.0f} s -> {os.environ['MODEL']}")
-EOF
 
 "$PY" -c "import torch, transformers, trl, peft, accelerate, datasets; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.device_count(), 'transformers', transformers.__version__, 'trl', trl.__version__, 'peft', peft.__version__, 'accelerate', accelerate.__version__)" 2>&1 | tee -a "$LOG"
 stage data 30 "$PY" data.py --train 256 --val 16 --test "$EVAL_ITEMS" --test-ood 4 --out "$W/data.json"
-stage build 150 env CPU="$CPU" MODEL="$MODEL" QWEN_TOK="$QWEN_TOK" "$PY" "$W/build_model.py" || { echo "model build failed; see $LOG"; exit 1; }
+stage build 150 env CPU="$CPU" MODEL="$MODEL" QWEN_TOK="$QWEN_TOK" "$PY" results/build_qwen_random.py || { echo "model build failed; see $LOG"; exit 1; }
 
 # ---------------------------------------------------------------------------- SFT: 1 GPU vs DDP vs ZeRO-2
 SFT=(sft.py --model "$MODEL" --data "$W/data.json" --max_steps "$SFT_STEPS" --learning_rate 1e-4 --warmup_steps 0

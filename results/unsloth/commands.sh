@@ -66,7 +66,7 @@ for name in ("transformers", "trl", "peft", "accelerate", "datasets", "bitsandby
 EOF
     stage data 60 "$PY" data.py --coef-range -5 5 --solution-range -9 9 --train "$SMOL_TRAIN" --val 16 \
         --test "$EVAL_ITEMS" --test-ood 10 --seed 0 --out "$W/data.json"
-    stage build 300 env CPU="$CPU" MODEL="$QWEN" QWEN_TOK="$QWEN_TOK" "$PY" "$HERE/build_qwen_random.py"
+    stage build 300 env CPU="$CPU" MODEL="$QWEN" QWEN_TOK="$QWEN_TOK" "$PY" "$HERE/../build_qwen_random.py"
     ;;
 qwen_sft)  # one Qwen-shaped model, four ways: bf16 LoRA and 4-bit QLoRA, each through Unsloth and plain PEFT
     Q=(--model "$QWEN" --data "$W/data.json" --max_steps "$SFT_STEPS" --per_device_train_batch_size 16)

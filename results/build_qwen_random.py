@@ -1,4 +1,7 @@
-"""A Qwen2.5-1.5B-shaped model with random bf16 weights and the Qwen tokenizer, saved to $MODEL (CPU=1: tiny)."""
+"""A Qwen2.5-1.5B-shaped model with random bf16 weights and the Qwen tokenizer, saved to $MODEL (CPU=1: tiny).
+
+Shared by the runbooks results/multigpu/commands.sh and results/unsloth/commands.sh (env: MODEL, QWEN_TOK, CPU).
+"""
 import os
 import time
 
@@ -26,4 +29,5 @@ model.generation_config.pad_token_id = 151643
 model.save_pretrained(os.environ["MODEL"])
 tok.save_pretrained(os.environ["MODEL"])
 n = sum(p.numel() for p in model.parameters())
-print(f"built {n / 1e9:.3f}B parameters in {time.time() - t0:.0f} s -> {os.environ['MODEL']}")
+print(f"built {n / 1e9:.3f}B parameters ({config.num_hidden_layers} layers) in {time.time() - t0:.0f} s "
+      f"-> {os.environ['MODEL']}")
