@@ -15,7 +15,7 @@ Parts (--parts, run in this order; each one's failure is recorded in the JSON an
   and be scaled to all of them: the table says so. Greedy tokens of both paths are compared per prompt.
 - grpo: one optimizer step of grpo.py's trainer with --fast_generation against stock TRL GRPOTrainer on the
   same config (P prompts x G generations x T tokens, linear-equation prompts), full fine-tune and LoRA r=64:
-  median step time after warm-up steps (the first one compiles), completion tokens/s, peak GPU memory.
+  median step time after warm-up steps (the first records the CUDA graph), completion tokens/s, peak GPU memory.
   The loss code is TRL's in both (only the generation hook differs), so losses match by construction.
 - sft: tokens/s (non-padding) of sft.py's trainer, which is stock TRL SFTTrainer plus our config (there is
   no separate fast path to compare).
@@ -71,7 +71,7 @@ def parse_args(argv=None):
                    help="rows per batch, both paths (default: generation.py's, 64 on cuda, 16 on cpu)")
     p.add_argument("--eval-repeats", type=int, default=1,
                    help="run our eval path N times in one process; the first pass minus the fastest later one "
-                        "estimates the one-off compile/warm-up (the table reports the first)")
+                        "estimates the one-off warm-up (the table reports the first)")
     p.add_argument("--plain-prompts", type=int, default=None,
                    help="run plain generate on the first N prompts only and scale its time to all (default: all)")
     p.add_argument("--grpo-variants", default="full,lora", help="comma-separated subset of full,lora")
@@ -80,7 +80,7 @@ def parse_args(argv=None):
     p.add_argument("--grpo-tokens", type=int, default=256, help="max completion tokens")
     p.add_argument("--grpo-steps", type=int, default=3, help="timed optimizer steps (median reported)")
     p.add_argument("--grpo-beta", type=float, default=0.0, help="KL coefficient (TRL's default 0: no reference model)")
-    p.add_argument("--warmup-steps", type=int, default=1, help="untimed steps first (GRPO, SFT): compile, allocator")
+    p.add_argument("--warmup-steps", type=int, default=1, help="untimed steps first (GRPO, SFT): graph recording, allocator")
     p.add_argument("--lora-r", type=int, default=64, help="LoRA rank (alpha = rank, all 7 projections, as the study)")
     p.add_argument("--sft-steps", type=int, default=5, help="timed SFT optimizer steps")
     p.add_argument("--sft-batch", type=int, default=16, help="SFT batch size (study: 16)")
@@ -235,7 +235,7 @@ def bench_eval(args, tokenizer, floor):
     sync(args.device)
     load_s = time.perf_counter() - start
 
-    repeats = []  # later passes in this process reuse the compiled graphs: the difference is compile/warm-up
+    repeats = []  # later passes in this process find the allocator and kernels warm: the difference is warm-up
     for _ in range(args.eval_repeats):
         start = time.perf_counter()
         fast = generation.generate_all(model, tokenizer, prompts, max_new_tokens=args.eval_tokens,
@@ -399,7 +399,7 @@ def table(results):
             rows.append(f"| grpo {variant} | {r['trainer']} | {r['step_s']} s/step (median) | "
                         f"{r['completion_tokens_per_s']} | {r['peak_gib']} | {speed} | {r.get('floor_s')} s | "
                         f"{ratio} | "
-                        f"steps {r['steps_s']}, first (incl. compile) {r['first_step_s']} s |")
+                        f"steps {r['steps_s']}, first (incl. warm-up) {r['first_step_s']} s |")
     s = parts.get("sft", {})
     if "tokens_per_s" in s:
         ratio = f"{s['tokens_per_s'] / s['floor_tokens_per_s']:.2f}" if s["floor_tokens_per_s"] else "-"

@@ -67,7 +67,7 @@ class EvalArguments:
     device: Optional[str] = field(default=None, metadata={"help": "cuda | cpu (default: cuda if available)"})
     dtype: Optional[str] = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on CUDA, fp32 on CPU)"})
     static_cache: str = field(default="auto", metadata={
-        "help": "HF backend: auto | on | off (auto: static cache + compiled decode on CUDA for long runs)"})
+        "help": "HF backend: auto | on | off (auto: static cache + CUDA-graphed decode on CUDA)"})
     name: Optional[str] = field(default=None, metadata={"help": "run name for the results file (default: from model+adapter)"})
     out: str = field(default="results", metadata={"help": "directory for results files"})
     resume: bool = field(default=False, metadata={"help": "continue an interrupted run from its .partial.jsonl"})

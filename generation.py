@@ -10,13 +10,14 @@ wastes padding. So the HF path here:
 - sorts prompts (each sample its own row) by length and decodes them in batches of neighbours;
 - stops each row at EOS: with the dynamic cache (CPU, training models) finished rows leave the batch and
   the cache at once; with the static cache they stop counting and the batch ends when all are done;
-- on CUDA, when the run is long enough to repay the compile, uses a static KV cache and a compiled,
-  CUDA-graphed decode step. Measured on an H200 (Qwen2.5-1.5B shape, random bf16 weights, batch 64,
-  256 tokens, 2026-11-28): 9 ms per step against 32 ms for this loop with the dynamic cache, after a
-  one-off compile of about a minute. So there is exactly one
-  decode shape per call: every batch has `batch_size` rows (the last is topped up with copies) and the
-  cache holds the longest prompt plus `max_new_tokens`, rounded up so that runs share inductor's on-disk
-  cache; prefill runs eagerly, so prompt lengths need no bucketing;
+- on CUDA uses a static KV cache and replays the decode step as a CUDA graph (recorded once per call, in
+  well under a second; no torch.compile), so a step costs the GPU's kernel time, not Python's launch time.
+  So there is exactly one decode shape per call: every batch has `batch_size` rows (the last is topped up
+  with copies) and the cache holds the longest prompt plus `max_new_tokens`; prefill runs eagerly, so prompt
+  lengths need no bucketing;
+- decodes grouped-query attention without copying the KV cache per query head (`_gqa_decode_attention`):
+  transformers' SDPA path repeats K and V 6x for Qwen2.5-1.5B whenever a mask is given, which at batch 64
+  moves more bytes per step than the weights;
 - reads greedy tokens by argmax and samples with our own temperature / top-k / top-p, ignoring the
   model's generation_config defaults (e.g. Qwen's repetition penalty), so settings are exactly as given.
 Greedy outputs are token-for-token those of `model.generate(do_sample=False)` (tests/test_generation.py).
@@ -27,8 +28,8 @@ import torch
 
 CUDA_BATCH_SIZE = 64  # 1.5B at batch 64 is still memory-bound per decode step (reduce if OOM)
 CPU_BATCH_SIZE = 16  # ~100 tok/s for SmolLM2-135M on 2 cores, little gain above
-STATIC_MIN_STEPS = 2048  # decode steps (batches x max_new_tokens) from which the ~60 s compile pays
-CACHE_ROUNDING = 256  # static cache length rounded up to this, so repeated runs reuse compiled graphs
+STATIC_MIN_STEPS = 64  # decode steps (batches x max_new_tokens) from which recording a CUDA graph pays
+CACHE_ROUNDING = 64  # static cache length rounded up to this (a grow-only GRPO cache re-records less often)
 SYNC_EVERY = 8  # static path: read finished rows back from the GPU every this many steps
 
 
@@ -41,9 +42,9 @@ def generate(model, tokenizer, prompts, *, max_new_tokens=512, num_samples=1, te
     {"text", "num_tokens" (generated tokens, EOS included), "truncated" (no EOS within max_new_tokens)}, plus
     "token_ids" (the generated ids, EOS included) with return_ids.
     temperature 0 is greedy. static_cache: True, False or "auto": static on CUDA when at least
-    STATIC_MIN_STEPS decode steps are due and the model is in eval mode and not a PEFT wrapper (a model
-    being trained gets the dynamic cache, so no compiled graphs or caches outlive the call).
-    `decoder`: a StaticDecoder the caller keeps across calls (GRPO: one compile for the whole run; it must be
+    STATIC_MIN_STEPS decode steps are due and the model is in eval mode (a model being trained, e.g. by a
+    validation callback, gets the dynamic cache: no second cache beside the training memory).
+    `decoder`: a StaticDecoder the caller keeps across calls (GRPO: one graph for the whole run; it must be
     at least `batch_size` wide and long enough for prompt + max_new_tokens); it overrides static_cache.
     The model's train/eval mode is restored afterwards.
     shard=(rank, world_size): this process decodes only every world_size-th batch of the whole run, from
@@ -66,7 +67,7 @@ def generate(model, tokenizer, prompts, *, max_new_tokens=512, num_samples=1, te
     batches = [rows[k:k + batch_size] for k in range(0, len(rows), batch_size)]
     # Decided for the whole run, before sharding, so every process decodes with the same shapes
     if static_cache == "auto":
-        static_cache = (device.type == "cuda" and not was_training and not _is_peft(model)
+        static_cache = (device.type == "cuda" and not was_training
                         and len(batches) * max_new_tokens >= STATIC_MIN_STEPS)
     if shard:
         rank, world = shard
@@ -83,7 +84,7 @@ def generate(model, tokenizer, prompts, *, max_new_tokens=512, num_samples=1, te
     sampler = None if greedy else _Sampler(temperature, top_p, top_k, seed, device)
 
     own_decoder = decoder is None and static_cache and rows
-    if own_decoder:  # the whole run's longest prompt, so every shard compiles the same shapes
+    if own_decoder:  # the whole run's longest prompt, so every shard decodes the same shapes
         decoder = StaticDecoder(model, batch_size, cache_length(max(map(len, encoded)), max_new_tokens), device)
     bar = _progress_bar(len(prompt_ids), progress)
     model.eval()
@@ -118,7 +119,7 @@ def generate_all(model, tokenizer, prompts, **kwargs):
 
 
 def cache_length(prompt_tokens, max_new_tokens):
-    """Static cache length for prompts up to `prompt_tokens` long, rounded up so that runs share compiled graphs."""
+    """Static cache length for prompts up to `prompt_tokens` long, rounded up to CACHE_ROUNDING."""
     return -(-(prompt_tokens + max_new_tokens) // CACHE_ROUNDING) * CACHE_ROUNDING
 
 
@@ -176,44 +177,44 @@ def _dynamic_decode(model, ids, eos_ids, pad_id, max_new_tokens, sampler):
 
 
 class StaticDecoder:
-    """One static cache of (width rows x length tokens) reused by every batch, and one compiled decode step.
+    """One static cache of (width rows x length tokens) reused by every batch, and one recorded decode step.
 
     The attention mask spans the whole cache from the start: slots not yet written are hidden by the causal
-    mask, so the decode step sees the same shapes every time and its CUDA graph is replayed, not re-recorded.
+    mask (the cache's own position counter lives on the GPU), so every decode step has the same shapes and
+    reads and writes the same buffers; on CUDA it is recorded once as a CUDA graph and replayed, which also
+    serves a model being trained (GRPO): replays read the weights in place, as the optimizer updates them.
     Tokens stay on the GPU and finished rows are read back every SYNC_EVERY steps, so the CPU can queue the
     next step while the GPU runs this one.
     """
 
     def __init__(self, model, width, length, device):
         from transformers import StaticCache
-        from transformers.generation import CompileConfig
 
-        self.width, self.length = width, length
+        self.width, self.length, self.device = width, length, device
         self.cache = StaticCache(config=model.config, max_cache_len=length)
-        self.step = model
-        if device.type == "cuda":  # graphs remove the per-kernel launch cost that dominates decode steps
-            # (on an unmerged PEFT model this compiles the wrapped transformers model, LoRA layers included)
-            # dynamic=False: a second shape gets its own static graph; "automatic dynamic" took 100 s and ran slower
-            config = CompileConfig(dynamic=False)
-            compiled = getattr(model, "get_compiled_call", None)
-            self.step = compiled(config) if compiled else torch.compile(model, **config.to_dict())
+        # The recorded step's inputs and output: fixed buffers, refilled in place
+        self.ids = torch.zeros((width, 1), dtype=torch.long, device=device)
+        self.positions = torch.zeros((width, 1), dtype=torch.long, device=device)
+        self.mask = torch.ones((width, length), dtype=torch.long, device=device)
+        self.graph = self.graph_model = self.logits = None
 
     def run(self, model, ids, eos_ids, pad_id, max_new_tokens, sampler):
         device = next(model.parameters()).device
         input_ids, prompt_mask, positions = _left_pad(ids, pad_id, device, rows=self.width)
         prompt_len = input_ids.shape[1]
-        mask = torch.cat([prompt_mask, prompt_mask.new_ones((self.width, self.length - prompt_len))], dim=-1)
+        self.mask[:, :prompt_len] = prompt_mask
+        self.mask[:, prompt_len:] = 1
         eos = torch.tensor(sorted(eos_ids), device=device)
         tokens_so_far = torch.full((self.width, max_new_tokens), pad_id, dtype=torch.long, device=device)
         finished = torch.zeros(self.width, dtype=torch.bool, device=device)
         finished[len(ids):] = True  # filler rows
         reported = [False] * len(ids)
         self.cache.reset()
-        out = _forward(model, input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                       past_key_values=self.cache, logits_to_keep=1)
-        positions = positions[:, -1:]
+        logits = _forward(model, input_ids=input_ids, attention_mask=self.mask, position_ids=positions,
+                          past_key_values=self.cache, logits_to_keep=1).logits[:, -1]
+        self.positions.copy_(positions[:, -1:])
         for step in range(max_new_tokens):
-            tokens = _next_tokens(out.logits[:, -1], sampler).masked_fill(finished, pad_id)
+            tokens = _next_tokens(logits, sampler).masked_fill(finished, pad_id)
             tokens_so_far[:, step] = tokens
             finished |= torch.isin(tokens, eos)
             last = step == max_new_tokens - 1
@@ -227,14 +228,88 @@ class StaticDecoder:
                         yield row, generated[:end], end is None
                 if all(reported):
                     return
-            positions = positions + 1
-            out = _forward(self.step, input_ids=tokens[:, None], attention_mask=mask, position_ids=positions,
-                           past_key_values=self.cache)
+            self.ids.copy_(tokens[:, None])
+            self.positions.add_(1)
+            logits = self._decode_step(model)
+
+    def _forward_step(self, model):
+        return _forward(model, input_ids=self.ids, attention_mask=self.mask, position_ids=self.positions,
+                        past_key_values=self.cache).logits[:, -1]
+
+    def _decode_step(self, model):
+        if self.device.type != "cuda":
+            return self._forward_step(model)
+        if self.graph is not None and self.graph_model is model:
+            self.graph.replay()
+            return self.logits
+        # First step: run it eagerly on a side stream (warm-up, as torch.cuda.graphs asks), then record it.
+        # Recording runs nothing, so the cache advances once. No autocast cache: its casts would be freed.
+        stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream):
+            logits = self._forward_step(model)
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        self.graph, self.graph_model = torch.cuda.CUDAGraph(), model
+        autocast = torch.is_autocast_enabled("cuda")
+        # thread_local: a DataLoader's pin-memory thread (GRPO) may touch CUDA meanwhile, harmlessly
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"), \
+                torch.autocast("cuda", enabled=autocast, cache_enabled=False):
+            self.logits = self._forward_step(model)
+        return logits
 
     def release(self):
-        self.cache = None
+        self.cache = self.graph = self.graph_model = self.logits = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+# ----------------------------------------------------------------------------
+# Grouped-query attention for one new token
+
+
+def _gqa_attention_forward(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+    """transformers' SDPA attention, except that one query token attends to the K/V heads as they are.
+
+    With a mask, transformers repeats K and V once per query head (enable_gqa needs mask-free SDPA); for a
+    single query token the query heads that share a K/V head can instead be stacked as that head's queries:
+    (batch, kv_heads x group, 1, dim) -> (batch, kv_heads, group, dim), where query head j reads K/V head
+    j // group, as in transformers' repeat_kv. Same arithmetic, group x fewer K/V bytes.
+    """
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    batch, heads, q_len, dim = query.shape
+    kv_heads = key.shape[1]
+    if q_len != 1 or kv_heads == heads or dropout or kwargs.get("position_bias") is not None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    query = query.reshape(batch, kv_heads, heads // kv_heads, dim)
+    out = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask,
+                                                           scale=scaling)
+    return out.reshape(batch, 1, heads, dim), None  # (batch, q_len, heads, dim), as sdpa_attention_forward
+
+
+GQA_ATTENTION = "sdpa_gqa_decode"
+
+
+class _gqa_decode_attention:
+    """Within: a model on transformers' SDPA attention uses _gqa_attention_forward (others are left alone).
+    A CUDA graph recorded within keeps it; the model's own training forward never sees it."""
+
+    def __init__(self, model):
+        self.config = model.config
+
+    def __enter__(self):
+        from transformers import AttentionInterface
+        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+        AttentionInterface.register(GQA_ATTENTION, _gqa_attention_forward)
+        ALL_MASK_ATTENTION_FUNCTIONS.register(GQA_ATTENTION, sdpa_mask)  # the masks SDPA gets
+        self.previous = self.config._attn_implementation
+        if self.previous == "sdpa":
+            self.config._attn_implementation = GQA_ATTENTION
+
+    def __exit__(self, *exc):
+        self.config._attn_implementation = self.previous
 
 
 # ----------------------------------------------------------------------------
@@ -261,9 +336,10 @@ class _Sampler:
         return torch.multinomial(logits.softmax(-1), 1, generator=self.generator).squeeze(-1)
 
 
-@torch.no_grad()  # per call, not around the generators: a `with` block would stay open while they yield
-def _forward(step, **inputs):
-    return step(**inputs, use_cache=True)
+def _forward(model, **inputs):
+    # Per call, not around the generators: a `with` block would stay open while they yield to the caller
+    with torch.no_grad(), _gqa_decode_attention(model):
+        return model(**inputs, use_cache=True)
 
 
 def _next_tokens(logits, sampler):
@@ -297,10 +373,6 @@ def _eos_ids(model, tokenizer):
     if not ids:
         raise ValueError("the tokenizer and generation config define no EOS token")
     return ids
-
-
-def _is_peft(model):
-    return hasattr(model, "peft_config")
 
 
 def _progress_bar(total, enabled):

@@ -271,15 +271,15 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
     """TRL's GRPOTrainer with completions sampled by generation.py's decode loop (--fast_generation).
 
     TRL's plain path calls `model.generate` with a dynamic cache: ~34 ms per decode step at batch 64 for a 1.5B
-    model on an H100, so 256 tokens cost ~9 s of every step. Here, on CUDA, one static KV cache and one compiled,
-    CUDA-graphed decode step serve the whole run (compiled once, at the first step). It reads the policy's
+    model on an H100, so 256 tokens cost ~9 s of every step. Here, on CUDA, one static KV cache and one decode
+    step recorded as a CUDA graph serve the whole run (recorded at the first step). It reads the policy's
     weights in place, with no copy and no merge: a LoRA runs unmerged, so merge/unmerge never rounds bf16 weights.
     Only the hook that turns prompt ids into completion ids is replaced; rewards, advantages and the loss are
     TRL's own code. vLLM, continuous batching, multi-process runs, images and sampling options our sampler
     lacks (min_p, repetition_penalty, generation_kwargs) fall back to TRL's path.
     """
 
-    static_cache = "auto"  # "auto" = on CUDA (True also works on CPU, without compiling: tests use it)
+    static_cache = "auto"  # "auto" = on CUDA (True also works on CPU, without a CUDA graph: tests use it)
     _decoder = None  # the StaticDecoder kept across steps
 
     def _fast_path_applies(self, images, multimodal_fields):
@@ -295,7 +295,7 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
         device = self.accelerator.device
         rows = len(prompt_ids)  # TRL repeats each prompt num_generations times: one row per completion
         if self.static_cache is True or (self.static_cache == "auto" and device.type == "cuda"):
-            # grow-only, so a step with longer prompts recompiles at most once per size
+            # grow-only, so a step with longer prompts records a new graph at most once per size
             length = generation.cache_length(max(map(len, prompt_ids)), self.max_completion_length)
             if self._decoder is None or self._decoder.length < length or self._decoder.width < rows:
                 self._decoder = generation.StaticDecoder(model, rows, length, device)

@@ -128,6 +128,45 @@ def test_restores_training_mode_and_runs_unmerged_lora(lively):
     assert unmerged == merged != base
 
 
+def test_gqa_decode_attention_equals_transformers_sdpa():
+    """One query token over a masked cache: the stacked-query-heads path gives transformers' SDPA output."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    class Attention(torch.nn.Module):
+        num_key_value_groups = 3
+
+    torch.manual_seed(0)
+    query = torch.randn(4, 6, 1, 8).transpose(1, 2).transpose(1, 2)  # a strided view, as the projections give
+    key, value = torch.randn(4, 2, 10, 8), torch.randn(4, 2, 10, 8)
+    mask = torch.rand(4, 1, 1, 10) > 0.3
+    mask[..., 0] = True
+    ours, _ = generation._gqa_attention_forward(Attention(), query, key, value, mask, scaling=0.3)
+    theirs, _ = sdpa_attention_forward(Attention(), query, key, value, mask, scaling=0.3)
+    assert ours.shape == theirs.shape == (4, 1, 6, 8)
+    torch.testing.assert_close(ours, theirs)
+    prefill = torch.randn(4, 6, 3, 8)  # several query tokens: transformers' own path, unchanged
+    torch.testing.assert_close(generation._gqa_attention_forward(Attention(), prefill, key, value, None)[0],
+                               sdpa_attention_forward(Attention(), prefill, key, value, None)[0])
+
+
+@pytest.mark.parametrize("static_cache", [False, True])
+def test_decode_steps_use_the_gqa_attention(lively, monkeypatch, static_cache):
+    model, tokenizer, prompts = lively
+    calls = []
+
+    def counting(module, query, *args, **kwargs):
+        calls.append(query.shape[2])
+        return original(module, query, *args, **kwargs)
+
+    original = generation._gqa_attention_forward
+    monkeypatch.setattr(generation, "_gqa_attention_forward", counting)
+    generation.generate_all(model, tokenizer, prompts[:2], max_new_tokens=4, static_cache=static_cache,
+                            progress=False)
+    layers = model.config.num_hidden_layers
+    assert calls.count(1) == 3 * layers and len(calls) == 4 * layers  # 1 prefill + 3 decode forwards
+    assert model.config._attn_implementation == "sdpa"  # restored for everyone else
+
+
 def test_eos_ids_include_generation_config():
     class Tok:
         eos_token_id = 2
