@@ -291,21 +291,27 @@ def bench_eval(args, tokenizer, floor):
     }
 
 
-def bench_grpo(args, tokenizer, floor, lora, fast):
-    """One GRPO config through grpo.build_trainer: fast (our generation hook) or stock (TRL's class as is)."""
+def grpo_trainer(args, tokenizer, lora, fast, output_dir):
+    """(trainer, records): grpo.build_trainer on the bench's GRPO config, with or without our generation hook."""
     steps = args.warmup_steps + args.grpo_steps
     records = linear_records(args.grpo_prompts * steps, args.seed)
+    training_args = grpo.GRPOArguments(
+        output_dir=output_dir, per_device_train_batch_size=args.grpo_generations,
+        num_generations=args.grpo_generations, gradient_accumulation_steps=args.grpo_prompts,
+        max_completion_length=args.grpo_tokens, max_steps=steps, beta=args.grpo_beta, seed=args.seed,
+        logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, use_vllm=False)
+    script_args = grpo.ScriptArguments(fast_generation=fast, val_steps=0)
+    peft_config = lora_config(args) if lora else None
+    model = build_model(args, tokenizer)
+    train_ds = training.conversational_dataset(records, columns=("prompt", "answer"))
+    return grpo.build_trainer(model, tokenizer, peft_config, script_args, training_args, train_ds), records
+
+
+def bench_grpo(args, tokenizer, floor, lora, fast):
+    """One GRPO config through grpo.build_trainer: fast (our generation hook) or stock (TRL's class as is)."""
     with tempfile.TemporaryDirectory() as tmp:
-        training_args = grpo.GRPOArguments(
-            output_dir=tmp, per_device_train_batch_size=args.grpo_generations, num_generations=args.grpo_generations,
-            gradient_accumulation_steps=args.grpo_prompts, max_completion_length=args.grpo_tokens, max_steps=steps,
-            beta=args.grpo_beta, seed=args.seed, logging_steps=1, save_strategy="no", report_to="none",
-            disable_tqdm=True, use_vllm=False)
-        script_args = grpo.ScriptArguments(fast_generation=fast, val_steps=0)
-        peft_config = lora_config(args) if lora else None
-        model = build_model(args, tokenizer)
-        train_ds = training.conversational_dataset(records, columns=("prompt", "answer"))
-        trainer = grpo.build_trainer(model, tokenizer, peft_config, script_args, training_args, train_ds)
+        trainer, records = grpo_trainer(args, tokenizer, lora, fast, tmp)
+        model = trainer.model
         clock = StepClock(args.device)
         trainer.add_callback(clock)
         if args.device.type == "cuda":

@@ -1,0 +1,148 @@
+"""Where the time goes in a fast-path GRPO step and in a decode step (issue 7 diagnosis), on one GPU.
+
+    PYTHONPATH=. python results/bench/v2/where_time_goes.py --tokenizer .qwen-tok --gsm8k-dir .gsm8k > where_time_goes.log
+
+Prints, for the bench's GRPO config (8 prompts x 8 generations x 256 tokens, Qwen2.5-1.5B shape, full and
+LoRA, --fast_generation): seconds per optimizer step in our decode, the rest of TRL's generate-and-score,
+the loss forwards, the backwards and the optimizer (CUDA-synchronised wrappers, so the parts add up); then a
+torch.profiler table of one LoRA step; then the cost of one decode step at batch 64/128/256 and a profiler
+table of decode steps. Takes bench.py's arguments (--model, --grpo-*, ...).
+"""
+
+import collections
+import os
+import sys
+import tempfile
+import time
+
+import torch
+from transformers import TrainerCallback
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+import bench  # noqa: E402
+import generation  # noqa: E402
+from modeling import load_tokenizer  # noqa: E402
+
+
+ROWS = (64, 128, 256) if torch.cuda.is_available() else (4,)
+STEPS = 256 if torch.cuda.is_available() else 8
+
+
+def SYNC():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+ACTIVITIES = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA]
+                                                      if torch.cuda.is_available() else [])
+
+
+SORT = "self_cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+
+
+def timed(acc, name, fn):
+    def wrapper(*a, **k):
+        SYNC()
+        start = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            SYNC()
+            acc[name] += time.perf_counter() - start
+    return wrapper
+
+
+class Parts(TrainerCallback):
+    """Per optimizer step: the accumulated part times, the optimizer's and the whole step's; optionally profiles one."""
+
+    def __init__(self, acc, profile_step=None):
+        self.acc, self.steps, self.profile_step, self.profiler = acc, [], profile_step, None
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        SYNC()
+        self.acc.clear()
+        self.start = time.perf_counter()
+        if state.global_step == self.profile_step:
+            self.profiler = torch.profiler.profile(activities=ACTIVITIES)
+            self.profiler.__enter__()
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        SYNC()
+        self.opt_start = time.perf_counter()
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        SYNC()
+        self.acc["optimizer"] += time.perf_counter() - self.opt_start
+
+    def on_step_end(self, args, state, control, **kwargs):
+        SYNC()
+        if self.profiler is not None:
+            self.profiler.__exit__(None, None, None)
+        parts = dict(self.acc)
+        parts["step"] = time.perf_counter() - self.start
+        self.steps.append(parts)
+
+
+def grpo_breakdown(args, tokenizer, lora):
+    acc = collections.defaultdict(float)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer, _ = bench.grpo_trainer(args, tokenizer, lora, True, tmp)
+        for name in ("_generate_single_turn", "_generate_and_score_completions", "compute_loss", "training_step"):
+            setattr(trainer, name, timed(acc, name, getattr(trainer, name)))
+        parts = Parts(acc, profile_step=args.warmup_steps + 1 if lora else None)
+        trainer.add_callback(parts)
+        trainer.train()
+    print(f"\n== GRPO {'LoRA r=64' if lora else 'full FT'}, fast path: seconds per optimizer step")
+    print("step | total | our decode | rest of generate+score | loss forwards | backwards + rest of "
+          "training_step | optimizer | outside training_step")
+    for k, p in enumerate(parts.steps):
+        decode, gen = p.get("_generate_single_turn", 0), p.get("_generate_and_score_completions", 0)
+        loss, train = p.get("compute_loss", 0), p.get("training_step", 0)
+        print(f"{k} | {p['step']:.3f} | {decode:.3f} | {gen - decode:.3f} | {loss:.3f} | {train - gen - loss:.3f} | "
+              f"{p.get('optimizer', 0):.3f} | {p['step'] - train - p.get('optimizer', 0):.3f}")
+    if parts.profiler is not None:
+        averages = parts.profiler.key_averages()
+        print("\n== one LoRA GRPO step, by self CUDA time")
+        print(averages.table(sort_by=SORT, row_limit=20, max_name_column_width=60))
+        print("\n== one LoRA GRPO step, by self CPU time")
+        print(averages.table(sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=60))
+    del trainer
+    bench.cleanup()
+
+
+def decode_steps(args, tokenizer):
+    model = bench.build_model(args, tokenizer).eval()
+    prompts = bench.eval_prompts(args)[0]
+
+    def seconds(rows, tokens):
+        SYNC()
+        start = time.perf_counter()
+        generation.generate_all(model, tokenizer, prompts[:rows], max_new_tokens=tokens, batch_size=rows,
+                                static_cache=True, progress=False)
+        SYNC()
+        return time.perf_counter() - start
+
+    print("\n== decode step (static cache, CUDA graph), random weights never stop")
+    for rows in ROWS:
+        seconds(rows, 8)  # warm-up
+        short, long = seconds(rows, 32), seconds(rows, 32 + STEPS)
+        print(f"batch {rows}: {(long - short) / STEPS * 1e3:.2f} ms per step; 32 tokens incl. prefill + record "
+              f"{short:.2f} s")
+    seconds(64, 8)
+    with torch.profiler.profile(activities=ACTIVITIES) as prof:
+        seconds(64, 64)
+    print("\n== 64 rows x 64 tokens (1 prefill, 63 decode steps), by self CUDA time")
+    print(prof.key_averages().table(sort_by=SORT, row_limit=25, max_name_column_width=60))
+
+
+def main():
+    args = bench.parse_args(sys.argv[1:])
+    tokenizer = load_tokenizer(args.tokenizer)
+    decode_steps(args, tokenizer)
+    bench.cleanup()
+    grpo_breakdown(args, tokenizer, lora=False)
+    grpo_breakdown(args, tokenizer, lora=True)
+
+
+if __name__ == "__main__":
+    main()
