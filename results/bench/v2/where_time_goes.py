@@ -76,7 +76,7 @@ class Parts(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         SYNC()
-        if self.profiler is not None:
+        if self.profiler is not None and state.global_step == self.profile_step + 1:
             self.profiler.__exit__(None, None, None)
         parts = dict(self.acc)
         parts["step"] = time.perf_counter() - self.start
