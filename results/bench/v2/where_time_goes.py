@@ -124,7 +124,7 @@ def decode_steps(args, tokenizer):
 
     print("\n== decode step (static cache, CUDA graph), random weights never stop")
     for rows in ROWS:
-        seconds(rows, 8)  # warm-up
+        seconds(rows, 32)  # warm-up: first shapes pick kernels, the allocator grows
         short, long = seconds(rows, 32), seconds(rows, 32 + STEPS)
         print(f"batch {rows}: {(long - short) / STEPS * 1e3:.2f} ms per step; 32 tokens incl. prefill + record "
               f"{short:.2f} s")
