@@ -83,3 +83,53 @@ def test_fast_grpo_generation_equals_trl(tmp_path, tiny_model_dir, tiny_data):
     assert all(0 < len(ids) <= 12 for ids in fast)
     trainers[True].train()  # a real step through the hook (sampling at temperature 0.7 is the default)
     assert trainers[True].state.global_step == 1
+
+
+def test_fast_grpo_loss_and_gradients_equal_trl(tmp_path, tiny_model_dir, tiny_data):
+    """The issue's check on the same completions: the fast trainer samples a generation batch through its hook,
+    stock TRL is handed those completions, both score and differentiate them; loss and gradients must match.
+    A length reward makes the advantages nonzero (random weights earn no correctness reward)."""
+    from transformers import AutoModelForCausalLM
+
+    from modeling import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    records = load_split(tiny_data, "train")[:2]
+    train_ds = training.conversational_dataset(records, columns=("prompt", "answer"))
+    batch = [train_ds[i] for i in range(2) for _ in range(4)]  # TRL's sampler repeats each prompt G times
+
+    def length_reward(completions, **kwargs):
+        return [float(len(str(c))) for c in completions]
+
+    results, sampled = {}, []
+    for fast in (True, False):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        for p in model.parameters():
+            p.data.normal_(0, 0.3)
+        args = grpo.GRPOArguments(output_dir=str(tmp_path / str(fast)), per_device_train_batch_size=8,
+                                  num_generations=4, gradient_accumulation_steps=1, max_completion_length=12,
+                                  temperature=1.0, max_steps=1, report_to="none", save_strategy="no", beta=0.04)
+        script_args = grpo.ScriptArguments(fast_generation=fast, val_steps=0)
+        trainer = grpo.build_trainer(model, tokenizer, None, script_args, args, train_ds)
+        trainer.reward_funcs[0] = length_reward
+        if fast:
+            hook = trainer._generate_single_turn
+            trainer._generate_single_turn = lambda *a, **k: sampled.append(hook(*a, **k)) or sampled[0]
+        else:
+            trainer._generate_single_turn = lambda *a, **k: sampled[0]
+        torch.manual_seed(1)
+        inputs = trainer._generate_and_score_completions(batch)
+        loss = trainer.compute_loss(trainer.model, inputs)
+        loss.backward()
+        results[fast] = inputs, loss.detach(), [p.grad.clone() for p in trainer.model.parameters()]
+    (fast_inputs, fast_loss, fast_grads), (stock_inputs, stock_loss, stock_grads) = results[True], results[False]
+    assert torch.equal(fast_inputs["completion_ids"], stock_inputs["completion_ids"])
+    assert len({tuple(ids) for ids in sampled[0][0]}) > 2  # sampled, not greedy copies
+    assert fast_inputs["advantages"].abs().sum() > 0 and torch.equal(fast_inputs["advantages"],
+                                                                     stock_inputs["advantages"])
+    assert all(g.norm() > 0 for g in stock_grads)
+    loss_error = ((fast_loss - stock_loss).abs() / stock_loss.abs()).item()
+    grad_error = max(((f - s).norm() / s.norm()).item() for f, s in zip(fast_grads, stock_grads))
+    print(f"relative error, fast vs stock TRL: loss {loss_error:.1e}, worst parameter gradient {grad_error:.1e}")
+    assert loss_error < 1e-6 and grad_error < 1e-6
