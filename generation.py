@@ -26,10 +26,10 @@ A LoRA is best merged before calling (modeling.load_model does); an unmerged PEF
 
 import torch
 
-CUDA_BATCH_SIZE = 256  # a decode step's cost is mostly per-kernel, not per-row: 6.0 / 7.3 ms at 128 / 256 rows (H200)
+CUDA_BATCH_SIZE = 256  # a decode step's cost is mostly per kernel: 5.5 / 6.1 / 7.7 ms at 64 / 128 / 256 rows (H200)
 CPU_BATCH_SIZE = 16  # ~100 tok/s for SmolLM2-135M on 2 cores, little gain above
 STATIC_MIN_STEPS = 64  # decode steps (batches x max_new_tokens) from which recording a CUDA graph pays
-CACHE_ROUNDING = 64  # static cache length rounded up to this (a grow-only GRPO cache re-records less often)
+CACHE_ROUNDING = 64  # static cache length rounded up to this (a grow-only GRPO cache re-records once per size)
 SYNC_EVERY = 8  # static path: read finished rows back from the GPU every this many steps
 
 
@@ -183,6 +183,10 @@ class StaticDecoder:
     mask (the cache's own position counter lives on the GPU), so every decode step has the same shapes and
     reads and writes the same buffers; on CUDA it is recorded once as a CUDA graph and replayed, which also
     serves a model being trained (GRPO): replays read the weights in place, as the optimizer updates them.
+    A recording also bakes in the model object, its LoRA layers' switches (enabled, merged, active adapter:
+    a change records anew) and any Python-side state of the step. So sliding-window caches (they count their
+    length in a Python int) and rotary embeddings that change with the position (dynamic, longrope) decode
+    eagerly instead.
     Tokens stay on the GPU and finished rows are read back every SYNC_EVERY steps, so the CPU can queue the
     next step while the GPU runs this one.
     """
@@ -196,7 +200,8 @@ class StaticDecoder:
         self.ids = torch.zeros((width, 1), dtype=torch.long, device=device)
         self.positions = torch.zeros((width, 1), dtype=torch.long, device=device)
         self.mask = torch.ones((width, length), dtype=torch.long, device=device)
-        self.graph = self.graph_model = self.logits = None
+        self.graph = self.graph_key = self.graph_model = self.logits = None
+        self.use_graph = device.type == "cuda" and _graph_safe(model, self.cache)
 
     def run(self, model, ids, eos_ids, pad_id, max_new_tokens, sampler):
         device = next(model.parameters()).device
@@ -210,6 +215,7 @@ class StaticDecoder:
         finished[len(ids):] = True  # filler rows
         reported = [False] * len(ids)
         self.cache.reset()
+        key = _graph_key(model) if self.use_graph else None  # once per batch: walking the modules costs
         logits = _forward(model, input_ids=input_ids, attention_mask=self.mask, position_ids=positions,
                           past_key_values=self.cache, logits_to_keep=1).logits[:, -1]
         self.positions.copy_(positions[:, -1:])
@@ -230,37 +236,58 @@ class StaticDecoder:
                     return
             self.ids.copy_(tokens[:, None])
             self.positions.add_(1)
-            logits = self._decode_step(model)
+            logits = self._decode_step(model, key)
 
     def _forward_step(self, model):
         return _forward(model, input_ids=self.ids, attention_mask=self.mask, position_ids=self.positions,
                         past_key_values=self.cache).logits[:, -1]
 
-    def _decode_step(self, model):
-        if self.device.type != "cuda":
+    def _decode_step(self, model, key):
+        if not self.use_graph:
             return self._forward_step(model)
-        if self.graph is not None and self.graph_model is model:
+        if self.graph is not None and self.graph_model is model and self.graph_key == key:
             self.graph.replay()
             return self.logits
         # First step: run it eagerly on a side stream (warm-up, as torch.cuda.graphs asks), then record it.
-        # Recording runs nothing, so the cache advances once. No autocast cache: its casts would be freed.
+        # Recording runs nothing, so the cache advances once.
+        main = torch.cuda.current_stream(self.device)
         stream = torch.cuda.Stream(self.device)
-        stream.wait_stream(torch.cuda.current_stream(self.device))
+        stream.wait_stream(main)
         with torch.cuda.stream(stream):
             logits = self._forward_step(model)
-        torch.cuda.current_stream(self.device).wait_stream(stream)
-        self.graph, self.graph_model = torch.cuda.CUDAGraph(), model
-        autocast = torch.is_autocast_enabled("cuda")
+        main.wait_stream(stream)
+        logits.record_stream(main)
+        # A cast cached by autocast during the warm-up would be read, not made, by the graph, and then freed
+        torch.clear_autocast_cache()
+        graph = torch.cuda.CUDAGraph()
         # thread_local: a DataLoader's pin-memory thread (GRPO) may touch CUDA meanwhile, harmlessly
-        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"), \
-                torch.autocast("cuda", enabled=autocast, cache_enabled=False):
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             self.logits = self._forward_step(model)
+        torch.clear_autocast_cache()  # nor may a later forward read the graph's casts
+        self.graph, self.graph_key, self.graph_model = graph, key, model
         return logits
 
     def release(self):
-        self.cache = self.graph = self.graph_model = self.logits = None
+        self.cache = self.graph = self.graph_key = self.graph_model = self.logits = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _graph_safe(model, cache):
+    """Whether a recorded decode step stays right on replay (see StaticDecoder)."""
+    from transformers.cache_utils import StaticLayer
+
+    if any(type(layer) is not StaticLayer for layer in cache.layers):
+        return False
+    rope_types = [getattr(m, "rope_type", None) for m in model.modules()]
+    rope_types = [t for r in rope_types if r for t in (r.values() if isinstance(r, dict) else [r])]
+    return not any("dynamic" in t or t == "longrope" for t in rope_types)
+
+
+def _graph_key(model):
+    """The state a recorded step bakes in besides the weights' values: each LoRA layer's switches."""
+    return tuple((m.merged, m.disable_adapters, tuple(m.active_adapters))
+                 for m in model.modules() if hasattr(m, "lora_A"))
 
 
 # ----------------------------------------------------------------------------
@@ -293,23 +320,26 @@ GQA_ATTENTION = "sdpa_gqa_decode"
 
 class _gqa_decode_attention:
     """Within: a model on transformers' SDPA attention uses _gqa_attention_forward (others are left alone).
-    A CUDA graph recorded within keeps it; the model's own training forward never sees it."""
+    A CUDA graph recorded within keeps it; the model's own training forward never sees it. Only the text
+    model's config is touched, directly: the public setter would also overwrite every sub-config."""
 
     def __init__(self, model):
-        self.config = model.config
+        self.config = model.config.get_text_config()
+        self.switched = False
 
     def __enter__(self):
         from transformers import AttentionInterface
         from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
-        AttentionInterface.register(GQA_ATTENTION, _gqa_attention_forward)
-        ALL_MASK_ATTENTION_FUNCTIONS.register(GQA_ATTENTION, sdpa_mask)  # the masks SDPA gets
-        self.previous = self.config._attn_implementation
-        if self.previous == "sdpa":
-            self.config._attn_implementation = GQA_ATTENTION
+        if self.config._attn_implementation_internal == "sdpa":
+            AttentionInterface.register(GQA_ATTENTION, _gqa_attention_forward)
+            ALL_MASK_ATTENTION_FUNCTIONS.register(GQA_ATTENTION, sdpa_mask)  # the masks SDPA gets
+            self.config._attn_implementation_internal = GQA_ATTENTION
+            self.switched = True
 
     def __exit__(self, *exc):
-        self.config._attn_implementation = self.previous
+        if self.switched:
+            self.config._attn_implementation_internal = "sdpa"
 
 
 # ----------------------------------------------------------------------------

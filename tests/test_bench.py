@@ -113,6 +113,7 @@ def test_fast_grpo_loss_and_gradients_equal_trl(tmp_path, tiny_model_dir, tiny_d
         script_args = grpo.ScriptArguments(fast_generation=fast, val_steps=0)
         trainer = grpo.build_trainer(model, tokenizer, None, script_args, args, train_ds)
         trainer.reward_funcs[0] = length_reward
+        trainer.static_cache = True  # the GPU path's kept static decoder (no CUDA graph on CPU)
         if fast:
             hook = trainer._generate_single_turn
             trainer._generate_single_turn = lambda *a, **k: sampled.append(hook(*a, **k)) or sampled[0]

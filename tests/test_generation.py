@@ -136,7 +136,8 @@ def test_gqa_decode_attention_equals_transformers_sdpa():
         num_key_value_groups = 3
 
     torch.manual_seed(0)
-    query = torch.randn(4, 6, 1, 8).transpose(1, 2).transpose(1, 2)  # a strided view, as the projections give
+    query = torch.randn(4, 6, 2, 8)[:, :, :1]  # a strided view: the reshape must not assume a layout
+    assert not query.is_contiguous()
     key, value = torch.randn(4, 2, 10, 8), torch.randn(4, 2, 10, 8)
     mask = torch.rand(4, 1, 1, 10) > 0.3
     mask[..., 0] = True
@@ -165,6 +166,80 @@ def test_decode_steps_use_the_gqa_attention(lively, monkeypatch, static_cache):
     layers = model.config.num_hidden_layers
     assert calls.count(1) == 3 * layers and len(calls) == 4 * layers  # 1 prefill + 3 decode forwards
     assert model.config._attn_implementation == "sdpa"  # restored for everyone else
+
+
+def test_gqa_switch_touches_only_an_sdpa_text_config():
+    from transformers import LlamaConfig, LlavaConfig
+
+    config = LlavaConfig(text_config=LlamaConfig(num_hidden_layers=1).to_dict())
+    config.get_text_config()._attn_implementation_internal = "sdpa"
+    config.vision_config._attn_implementation_internal = "eager"
+    model = type("Model", (), {"config": config})()
+    with generation._gqa_decode_attention(model):
+        assert config.get_text_config()._attn_implementation == generation.GQA_ATTENTION
+        assert config.vision_config._attn_implementation == "eager"
+    assert (config.get_text_config()._attn_implementation, config.vision_config._attn_implementation) == ("sdpa", "eager")
+    config.get_text_config()._attn_implementation_internal = "eager"
+    with generation._gqa_decode_attention(model):
+        assert config.get_text_config()._attn_implementation == "eager"
+    assert config.get_text_config()._attn_implementation == "eager"
+
+
+def test_graph_only_where_a_recording_stays_right(lively):
+    """Sliding-window caches and position-dependent rotary embeddings decode eagerly; LoRA switches are part
+    of a recording's key, so toggling them records anew instead of replaying the wrong variant."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import Qwen2Config, Qwen2ForCausalLM, StaticCache
+
+    def tiny(**extra):
+        config = Qwen2Config(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                             num_attention_heads=4, num_key_value_heads=2, **extra)
+        model = Qwen2ForCausalLM(config)
+        return generation._graph_safe(model, StaticCache(config=config, max_cache_len=32))
+
+    assert tiny()
+    assert not tiny(use_sliding_window=True, sliding_window=8, max_window_layers=0)
+    assert not tiny(rope_parameters={"rope_type": "dynamic", "factor": 2.0, "rope_theta": 10000.0})
+    model = lively[0]
+    assert generation._graph_key(model) == ()
+    peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"]))
+    try:
+        keys = {generation._graph_key(peft_model)}
+        with peft_model.disable_adapter():
+            keys.add(generation._graph_key(peft_model))
+        peft_model.merge_adapter()
+        keys.add(generation._graph_key(peft_model))
+        peft_model.unmerge_adapter()
+        assert len(keys) == 3 and generation._graph_key(peft_model) in keys
+    finally:
+        peft_model.unload()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
+def test_cuda_graph_replays_follow_in_place_weight_updates():
+    """GRPO keeps one StaticDecoder for the run: its replays must read the weights as the optimizer leaves them."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    class Tokenizer:
+        eos_token_id, pad_token_id = 0, 0
+
+        def decode(self, ids, skip_special_tokens=True):
+            return " ".join(map(str, ids))
+
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, initializer_range=0.3)
+    model = Qwen2ForCausalLM(config).cuda().eval()
+    prompts = [list(range(1 + k, 6 + 2 * k)) for k in range(6)]
+    decoder = generation.StaticDecoder(model, 8, 64, torch.device("cuda"))
+    kwargs = dict(max_new_tokens=24, batch_size=8, progress=False, return_ids=True)
+    for _ in range(2):
+        graphed = generation.generate_all(model, Tokenizer(), prompts, decoder=decoder, **kwargs)
+        eager = generation.generate_all(model, Tokenizer(), prompts, static_cache=False, **kwargs)
+        assert decoder.graph is not None and graphed == eager
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.3)
 
 
 def test_eos_ids_include_generation_config():
