@@ -68,7 +68,7 @@ def parse_args(argv=None):
     p.add_argument("--eval-prompts", type=int, default=1319, help="GSM8K test prompts to generate for (1319 = all)")
     p.add_argument("--eval-tokens", type=int, default=256, help="new tokens per prompt (greedy)")
     p.add_argument("--eval-batch-size", type=int, default=None,
-                   help="rows per batch, both paths (default: generation.py's, 64 on cuda, 16 on cpu)")
+                   help="rows per batch, both paths (default: generation.py's, 256 on cuda, 16 on cpu)")
     p.add_argument("--eval-repeats", type=int, default=1,
                    help="run our eval path N times in one process; the first pass minus the fastest later one "
                         "estimates the one-off warm-up (the table reports the first)")

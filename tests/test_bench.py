@@ -48,27 +48,32 @@ def test_bench_cpu_smoke(tmp_path):
     assert "grpo lora" in saved["table"] and "EXTRAPOLATED" in saved["table"]
 
 
+def tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, fast, **grpo_args):
+    """grpo.build_trainer, fast hook or stock TRL, on the tiny model from a fixed seed, 12 completion tokens."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    for p in model.parameters():  # larger weights than the 0.02 init: tokens vary, EOS comes at times
+        p.data.normal_(0, 0.3)
+    args = grpo.GRPOArguments(output_dir=str(tmp_path / str(fast)), gradient_accumulation_steps=1,
+                              max_completion_length=12, max_steps=1, report_to="none", save_strategy="no",
+                              **grpo_args)
+    script_args = grpo.ScriptArguments(fast_generation=fast, val_steps=0)
+    return grpo.build_trainer(model, tokenizer, None, script_args, args, train_ds)
+
+
 def test_fast_grpo_generation_equals_trl(tmp_path, tiny_model_dir, tiny_data):
     """With top_k=1 both samplers are greedy: the fast hook must return TRL's completion ids exactly, so
     everything downstream (rewards, advantages, loss, gradients: TRL's code in both) sees the same inputs."""
-    from transformers import AutoModelForCausalLM
-
     from modeling import load_tokenizer
 
     tokenizer = load_tokenizer(tiny_model_dir)
     records = load_split(tiny_data, "train")[:4]
     train_ds = training.conversational_dataset(records, columns=("prompt", "answer"))
-    trainers = {}
-    for fast in (True, False):
-        torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-        for p in model.parameters():  # larger weights than the 0.02 init: tokens vary, EOS comes at times
-            p.data.normal_(0, 0.3)
-        args = grpo.GRPOArguments(output_dir=str(tmp_path / str(fast)), per_device_train_batch_size=4,
-                                  num_generations=2, gradient_accumulation_steps=1, max_completion_length=12,
-                                  top_k=1, max_steps=1, report_to="none", save_strategy="no", beta=0.0)
-        script_args = grpo.ScriptArguments(fast_generation=fast, val_steps=0)
-        trainers[fast] = grpo.build_trainer(model, tokenizer, None, script_args, args, train_ds)
+    trainers = {fast: tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, fast,
+                                        per_device_train_batch_size=4, num_generations=2, top_k=1, beta=0.0)
+                for fast in (True, False)}
     assert [type(trainers[f]).__name__ for f in (True, False)] == ["FastGenerationGRPOTrainer", "GRPOTrainer"]
     prompt_ids = [generation._encode(tokenizer, r["prompt"]) for r in records for _ in range(2)]  # G copies each
     fast, _ = trainers[True]._generate_single_turn(prompt_ids, None, {}, 2)
@@ -89,8 +94,6 @@ def test_fast_grpo_loss_and_gradients_equal_trl(tmp_path, tiny_model_dir, tiny_d
     """The issue's check on the same completions: the fast trainer samples a generation batch through its hook,
     stock TRL is handed those completions, both score and differentiate them; loss and gradients must match.
     A length reward makes the advantages nonzero (random weights earn no correctness reward)."""
-    from transformers import AutoModelForCausalLM
-
     from modeling import load_tokenizer
 
     tokenizer = load_tokenizer(tiny_model_dir)
@@ -103,15 +106,8 @@ def test_fast_grpo_loss_and_gradients_equal_trl(tmp_path, tiny_model_dir, tiny_d
 
     results, sampled = {}, []
     for fast in (True, False):
-        torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-        for p in model.parameters():
-            p.data.normal_(0, 0.3)
-        args = grpo.GRPOArguments(output_dir=str(tmp_path / str(fast)), per_device_train_batch_size=8,
-                                  num_generations=4, gradient_accumulation_steps=1, max_completion_length=12,
-                                  temperature=1.0, max_steps=1, report_to="none", save_strategy="no", beta=0.04)
-        script_args = grpo.ScriptArguments(fast_generation=fast, val_steps=0)
-        trainer = grpo.build_trainer(model, tokenizer, None, script_args, args, train_ds)
+        trainer = tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, fast,
+                                    per_device_train_batch_size=8, num_generations=4, temperature=1.0, beta=0.04)
         trainer.reward_funcs[0] = length_reward
         trainer.static_cache = True  # the GPU path's kept static decoder (no CUDA graph on CPU)
         if fast:

@@ -24,30 +24,22 @@ import generation  # noqa: E402
 from modeling import load_tokenizer  # noqa: E402
 
 
-ROWS = (64, 128, 256) if torch.cuda.is_available() else (4,)
-STEPS = 256 if torch.cuda.is_available() else 8
-
-
-def SYNC():
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-ACTIVITIES = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA]
-                                                      if torch.cuda.is_available() else [])
-
-
-SORT = "self_cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+CUDA = torch.cuda.is_available()  # on CPU: a toy-size dry run of the script
+DEVICE = torch.device("cuda" if CUDA else "cpu")
+ROWS = (64, 128, 256) if CUDA else (4,)
+STEPS = 256 if CUDA else 8
+ACTIVITIES = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if CUDA else [])
+SORT = "self_cuda_time_total" if CUDA else "self_cpu_time_total"
 
 
 def timed(acc, name, fn):
     def wrapper(*a, **k):
-        SYNC()
+        bench.sync(DEVICE)
         start = time.perf_counter()
         try:
             return fn(*a, **k)
         finally:
-            SYNC()
+            bench.sync(DEVICE)
             acc[name] += time.perf_counter() - start
     return wrapper
 
@@ -59,7 +51,7 @@ class Parts(TrainerCallback):
         self.acc, self.steps, self.profile_step, self.profiler = acc, [], profile_step, None
 
     def on_step_begin(self, args, state, control, **kwargs):
-        SYNC()
+        bench.sync(DEVICE)
         self.acc.clear()
         self.start = time.perf_counter()
         if state.global_step == self.profile_step:
@@ -67,15 +59,15 @@ class Parts(TrainerCallback):
             self.profiler.__enter__()
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        SYNC()
+        bench.sync(DEVICE)
         self.opt_start = time.perf_counter()
 
     def on_optimizer_step(self, args, state, control, **kwargs):
-        SYNC()
+        bench.sync(DEVICE)
         self.acc["optimizer"] += time.perf_counter() - self.opt_start
 
     def on_step_end(self, args, state, control, **kwargs):
-        SYNC()
+        bench.sync(DEVICE)
         if self.profiler is not None and state.global_step == self.profile_step + 1:
             self.profiler.__exit__(None, None, None)
         parts = dict(self.acc)
@@ -115,11 +107,11 @@ def decode_steps(args, tokenizer):
     prompts = bench.eval_prompts(args)[0]
 
     def seconds(rows, tokens):
-        SYNC()
+        bench.sync(DEVICE)
         start = time.perf_counter()
         generation.generate_all(model, tokenizer, prompts[:rows], max_new_tokens=tokens, batch_size=rows,
                                 static_cache=True, progress=False)
-        SYNC()
+        bench.sync(DEVICE)
         return time.perf_counter() - start
 
     print("\n== decode step (static cache, CUDA graph), random weights never stop")
