@@ -27,6 +27,7 @@ training_manifest.json and checkpoints for --resume. Every GRPOConfig / ModelCon
 
 import training  # noqa: I001  (first: it imports Unsloth before transformers/TRL where Unsloth can run)
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -273,7 +274,8 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
     TRL's plain path calls `model.generate` with a dynamic cache: ~34 ms per decode step at batch 64 for a 1.5B
     model on an H100, so 256 tokens cost ~9 s of every step. Here, on CUDA, one static KV cache and one decode
     step recorded as a CUDA graph serve the whole run (recorded at the first step). It reads the policy's
-    weights in place, with no copy and no merge: a LoRA runs unmerged, so merge/unmerge never rounds bf16 weights.
+    weights in place; a LoRA is folded into a copy of the adapted weights before each generation
+    (generation.LoraFold: the base weights are never written, so no bf16 rounding accumulates in them).
     Only the hook that turns prompt ids into completion ids is replaced; rewards, advantages and the loss are
     TRL's own code. vLLM, continuous batching, multi-process runs, images and sampling options our sampler
     lacks (min_p, repetition_penalty, generation_kwargs) fall back to TRL's path.
@@ -281,6 +283,7 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
 
     static_cache = "auto"  # "auto" = on CUDA (True also works on CPU, without a CUDA graph: tests use it)
     _decoder = None  # the StaticDecoder kept across steps
+    _lora_fold = None  # with it, a generation.LoraFold (None: no LoRA or one that cannot fold)
 
     def _fast_path_applies(self, images, multimodal_fields):
         return not (self.use_vllm or self.use_transformers_continuous_batching or images or multimodal_fields
@@ -299,11 +302,13 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
             length = generation.cache_length(max(map(len, prompt_ids)), self.max_completion_length)
             if self._decoder is None or self._decoder.length < length or self._decoder.width < rows:
                 self._decoder = generation.StaticDecoder(model, rows, length, device)
+                self._lora_fold = self._lora_fold or generation.LoraFold.of(model)
         seed = int(torch.randint(2**31, (1,)))  # follows the trainer's seeded torch RNG: new every step
-        outputs = generate_all(model, self.processing_class, prompt_ids, max_new_tokens=self.max_completion_length,
-                               temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or 0,
-                               batch_size=rows, seed=seed, progress=False, static_cache=False,
-                               decoder=self._decoder, return_ids=True)
+        with self._lora_fold.folded() if self._lora_fold and self._decoder else contextlib.nullcontext():
+            outputs = generate_all(model, self.processing_class, prompt_ids,
+                                   max_new_tokens=self.max_completion_length, temperature=self.temperature,
+                                   top_p=self.top_p, top_k=self.top_k or 0, batch_size=rows, seed=seed,
+                                   progress=False, static_cache=False, decoder=self._decoder, return_ids=True)
         return [out[0]["token_ids"] for out in outputs], None  # ids up to and including EOS, as TRL's path
 
 

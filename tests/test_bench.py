@@ -3,6 +3,7 @@
 import json
 import os
 
+import pytest
 import torch
 
 import bench
@@ -48,7 +49,7 @@ def test_bench_cpu_smoke(tmp_path):
     assert "grpo lora" in saved["table"] and "EXTRAPOLATED" in saved["table"]
 
 
-def tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, fast, **grpo_args):
+def tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, fast, peft_config=None, **grpo_args):
     """grpo.build_trainer, fast hook or stock TRL, on the tiny model from a fixed seed, 12 completion tokens."""
     from transformers import AutoModelForCausalLM
 
@@ -60,18 +61,24 @@ def tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, fast, **grp
                               max_completion_length=12, max_steps=1, report_to="none", save_strategy="no",
                               **grpo_args)
     script_args = grpo.ScriptArguments(fast_generation=fast, val_steps=0)
-    return grpo.build_trainer(model, tokenizer, None, script_args, args, train_ds)
+    return grpo.build_trainer(model, tokenizer, peft_config, script_args, args, train_ds)
 
 
-def test_fast_grpo_generation_equals_trl(tmp_path, tiny_model_dir, tiny_data):
+@pytest.mark.parametrize("lora", [False, True])
+def test_fast_grpo_generation_equals_trl(tmp_path, tiny_model_dir, tiny_data, lora):
     """With top_k=1 both samplers are greedy: the fast hook must return TRL's completion ids exactly, so
-    everything downstream (rewards, advantages, loss, gradients: TRL's code in both) sees the same inputs."""
+    everything downstream (rewards, advantages, loss, gradients: TRL's code in both) sees the same inputs.
+    With a LoRA (random B, so it matters) the fast hook's static path decodes it folded (generation.LoraFold)."""
+    from peft import LoraConfig
+
     from modeling import load_tokenizer
 
     tokenizer = load_tokenizer(tiny_model_dir)
     records = load_split(tiny_data, "train")[:4]
     train_ds = training.conversational_dataset(records, columns=("prompt", "answer"))
-    trainers = {fast: tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, fast,
+    peft_config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
+                             task_type="CAUSAL_LM") if lora else None
+    trainers = {fast: tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, fast, peft_config,
                                         per_device_train_batch_size=4, num_generations=2, top_k=1, beta=0.0)
                 for fast in (True, False)}
     assert [type(trainers[f]).__name__ for f in (True, False)] == ["FastGenerationGRPOTrainer", "GRPOTrainer"]
@@ -84,6 +91,7 @@ def test_fast_grpo_generation_equals_trl(tmp_path, tiny_model_dir, tiny_data):
         assert trainers[True]._generate_single_turn(rows, None, {}, 2)[0] == stock[:len(rows)]
     decoder = trainers[True]._decoder
     assert decoder is not None and decoder.width == len(prompt_ids)
+    assert (trainers[True]._lora_fold is not None) == lora
     trainers[True].static_cache = "auto"
     assert all(0 < len(ids) <= 12 for ids in fast)
     trainers[True].train()  # a real step through the hook (sampling at temperature 0.7 is the default)

@@ -215,6 +215,75 @@ def test_graph_only_where_a_recording_stays_right(lively):
         peft_model.unload()
 
 
+def test_fused_rms_norms_match_the_layers_and_only_those_that_fuse(lively, monkeypatch):
+    """On CUDA the decode runs Llama-style RMSNorm layers as torch's fused kernel; here forced onto the CPU."""
+    from transformers.models.gemma.modeling_gemma import GemmaRMSNorm
+
+    model, tokenizer, prompts = lively
+    assert generation._fusable_norms(model) == []  # CPU: the layers' own arithmetic
+    monkeypatch.setattr(generation, "FUSED_NORM_DEVICES", ("cpu",))
+    generation._fusable_norms_cache.clear()
+    try:
+        norms = generation._fusable_norms(model)
+        assert len(norms) == 2 * model.config.num_hidden_layers + 1
+        ids = torch.tensor([generation._encode(tokenizer, prompts[3])])
+        with torch.no_grad():
+            plain = model(ids).logits
+            with generation._fused_rms_norms(model):
+                assert all("forward" in vars(m) for m in norms)
+                fused = model(ids).logits
+        assert not any("forward" in vars(m) for m in norms)
+        torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
+        expected = expected_outputs(model, tokenizer, prompts)
+        got = generation.generate_all(model, tokenizer, prompts, max_new_tokens=MAX_NEW, static_cache=True,
+                                      batch_size=4, progress=False)
+        assert [outputs[0] for outputs in got] == expected
+        gemma = torch.nn.Sequential(GemmaRMSNorm(8))  # weight + 1: the fused form would be wrong
+        assert generation._fusable_norms(gemma) == []
+    finally:
+        generation._fusable_norms_cache.clear()
+
+
+def test_lora_fold_equals_the_unmerged_adapter_and_leaves_the_base_alone(lively):
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer, prompts = lively
+    assert generation.LoraFold.of(model) is None
+    torch.manual_seed(2)
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
+                                                  init_lora_weights=False))  # random B: the adapter matters
+    try:
+        peft_model.eval()
+        ids = torch.tensor([generation._encode(tokenizer, prompts[3])])
+        base = {n: p.clone() for n, p in peft_model.named_parameters() if "base_layer" in n}
+        fold = generation.LoraFold.of(peft_model)
+        assert fold is not None and len(fold.layers) == 3 * model.config.num_hidden_layers
+        with torch.no_grad():
+            for step in range(2):  # the second time after an "optimizer step" on the adapter
+                unmerged, key = peft_model(ids).logits, generation._graph_key(peft_model)
+                with fold.folded():
+                    folded = peft_model(ids).logits
+                    assert generation._graph_key(peft_model) != key  # a recording knows which it is
+                torch.testing.assert_close(folded, unmerged, rtol=1e-4, atol=1e-4)
+                for name, p in peft_model.named_parameters():
+                    if "lora_B" in name:
+                        p.add_(torch.randn_like(p))
+        assert not torch.allclose(unmerged, peft_model(ids).logits)
+        assert all(torch.equal(p, base[n]) for n, p in peft_model.named_parameters() if n in base)
+        assert not any("forward" in vars(m) for m in fold.layers)
+        greedy = dict(max_new_tokens=8, progress=False)
+        unmerged_out = generation.generate_all(peft_model, tokenizer, prompts, static_cache=True, **greedy)
+        with fold.folded():
+            assert generation.generate_all(peft_model, tokenizer, prompts, static_cache=True, **greedy) == unmerged_out
+    finally:
+        peft_model.unload()
+    dora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], use_dora=True))
+    try:
+        assert generation.LoraFold.of(dora) is None
+    finally:
+        dora.unload()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
 def test_cuda_graph_replays_follow_in_place_weight_updates():
     """GRPO keeps one StaticDecoder for the run: its replays must read the weights as the optimizer leaves them."""
