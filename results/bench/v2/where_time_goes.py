@@ -5,8 +5,9 @@
 Prints, for the bench's GRPO config (8 prompts x 8 generations x 256 tokens, Qwen2.5-1.5B shape, full and
 LoRA, --fast_generation): seconds per optimizer step in our decode, the rest of TRL's generate-and-score,
 the loss forwards, the backwards and the optimizer (CUDA-synchronised wrappers, so the parts add up); then a
-torch.profiler table of one LoRA step; then the cost of one decode step at batch 64/128/256 and a profiler
-table of decode steps. Takes bench.py's arguments (--model, --grpo-*, ...).
+torch.profiler table of one LoRA step; then the cost of one decode step at batch 64/128/256 (v3: with and
+without the fused RMSNorm) and a profiler table of decode steps. Takes bench.py's arguments (--model,
+--grpo-*, ...); --parts eval runs only the decode part, --parts grpo only the GRPO part.
 """
 
 import collections
@@ -115,11 +116,18 @@ def decode_steps(args, tokenizer):
         return time.perf_counter() - start
 
     print("\n== decode step (static cache, CUDA graph), random weights never stop")
+    fused_devices = generation.FUSED_NORM_DEVICES
     for rows in ROWS:
-        seconds(rows, 32)  # warm-up: first shapes pick kernels, the allocator grows
-        short, long = seconds(rows, 32), seconds(rows, 32 + STEPS)
-        print(f"batch {rows}: {(long - short) / STEPS * 1e3:.2f} ms per step; 32 tokens incl. prefill + record "
-              f"{short:.2f} s")
+        for norms, devices in (("fused", fused_devices), ("unfused", ())):
+            generation.FUSED_NORM_DEVICES = devices
+            generation._fusable_norms_cache.clear()
+            seconds(rows, 32)  # warm-up: first shapes pick kernels, the allocator grows
+            short, long = seconds(rows, 32), seconds(rows, 32 + STEPS)
+            print(f"batch {rows}, {norms} RMSNorm: {(long - short) / STEPS * 1e3:.2f} ms per step; 32 tokens incl. "
+                  f"prefill + record {short:.2f} s")
+    generation.FUSED_NORM_DEVICES = fused_devices
+    generation._fusable_norms_cache.clear()
+    print(f"fused RMSNorm layers: {len(generation._fusable_norms(model))}")
     seconds(64, 8)
     with torch.profiler.profile(activities=ACTIVITIES) as prof:
         seconds(64, 64)
@@ -130,10 +138,12 @@ def decode_steps(args, tokenizer):
 def main():
     args = bench.parse_args(sys.argv[1:])
     tokenizer = load_tokenizer(args.tokenizer)
-    decode_steps(args, tokenizer)
-    bench.cleanup()
-    grpo_breakdown(args, tokenizer, lora=False)
-    grpo_breakdown(args, tokenizer, lora=True)
+    if "eval" in args.parts:
+        decode_steps(args, tokenizer)
+        bench.cleanup()
+    if "grpo" in args.parts:
+        grpo_breakdown(args, tokenizer, lora=False)
+        grpo_breakdown(args, tokenizer, lora=True)
 
 
 if __name__ == "__main__":
