@@ -19,7 +19,7 @@ wastes padding. So the HF path here:
 - decodes grouped-query attention without copying the KV cache per query head (`_gqa_decode_attention`):
   transformers' SDPA path repeats K and V 6x for Qwen2.5-1.5B whenever a mask is given, which at batch 64
   moves more bytes per step than the weights;
-- on CUDA runs RMSNorm layers as torch's fused kernel (`_fused_rms_norms`): 2 kernels instead of 8, for
+- on CUDA runs RMSNorm layers as torch's fused kernel (`fused_rms_norms`): 2 kernels instead of 8, for
   57 layers per step in Qwen2.5-1.5B, where a step's cost is mostly per kernel;
 - reads greedy tokens by argmax and samples with our own temperature / top-k / top-p, ignoring the
   model's generation_config defaults (e.g. Qwen's repetition penalty), so settings are exactly as given.
@@ -300,14 +300,18 @@ def _graph_key(model):
 
 @contextlib.contextmanager
 def replaced_forwards(forwards):
-    """Within: each module in `forwards` ({module: function}) runs that function as its forward."""
+    """Within: each module in `forwards` ({module: function}) runs that function as its forward. Nests."""
+    previous = {module: vars(module).get("forward") for module in forwards}
     for module, forward in forwards.items():
         module.forward = forward  # an instance attribute: nn.Module.__call__ finds it first
     try:
         yield
     finally:
-        for module in forwards:
-            del module.forward
+        for module, forward in previous.items():
+            if forward is None:
+                del module.forward
+            else:
+                module.forward = forward
 
 
 class LoraFold:
@@ -448,7 +452,7 @@ def _fusable_norms(model):
     return cached[1]
 
 
-def _fused_rms_norms(model):
+def fused_rms_norms(model):
     """Within: the model's fusable RMSNorm layers (_fusable_norms) run _fused_rms_norm."""
     return replaced_forwards({m: functools.partial(_fused_rms_norm, m) for m in _fusable_norms(model)})
 
@@ -479,7 +483,7 @@ class _Sampler:
 
 def _forward(model, **inputs):
     # Per call, not around the generators: a `with` block would stay open while they yield to the caller
-    with torch.no_grad(), _gqa_decode_attention(model), _fused_rms_norms(model):
+    with torch.no_grad(), _gqa_decode_attention(model), fused_rms_norms(model):
         return model(**inputs, use_cache=True)
 
 

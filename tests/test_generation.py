@@ -229,7 +229,7 @@ def test_fused_rms_norms_match_the_layers_and_only_those_that_fuse(lively, monke
         ids = torch.tensor([generation._encode(tokenizer, prompts[3])])
         with torch.no_grad():
             plain = model(ids).logits
-            with generation._fused_rms_norms(model):
+            with generation.fused_rms_norms(model):
                 assert all("forward" in vars(m) for m in norms)
                 fused = model(ids).logits
         assert not any("forward" in vars(m) for m in norms)
