@@ -6,10 +6,12 @@
 #               step with and without the fused RMSNorm (where_time_goes.py --parts eval); the 1319 x 256 eval at
 #               the default batch 256 (plain generate on all 1319 prompts at the same batch, 2 passes of ours);
 #               the GRPO per-part breakdown (where_time_goes.py --parts grpo).
-#   b (~400 s): floor and GRPO full / LoRA r=64, stock TRL vs --fast_generation, 6 timed steps each.
+#   b (~280 s): floor and GRPO full / LoRA r=64, stock TRL vs --fast_generation, 6 timed steps each.
+#   final (~480 s): the final code's bench JSON: floor, the eval at batch 256 (2 passes of ours, plain generate
+#               on all 1319 prompts), GRPO full and LoRA over 6 timed steps.
 # Every JSON/.md/log goes to $OUT/work and is packed into $OUT/v3_<part>.tgz.
 set -uo pipefail
-PART=${1:?a or b}
+PART=${1:?a, b or final}
 OUT=${OUT:-results/bench/v3/out}
 WORK=$OUT/work
 mkdir -p "$WORK"
@@ -39,7 +41,9 @@ if [ "$PART" = a ]; then
     run final_eval 300 --parts floor,eval --eval-repeats 2
     timeout 200 $PY results/bench/v2/where_time_goes.py --no-unsloth $DATA --parts grpo > "$WORK/grpo_parts.log" 2>&1
     echo "== grpo parts: exit $?"; grep -A6 "seconds per optimizer step" "$WORK/grpo_parts.log"
-else
+elif [ "$PART" = b ]; then
     run final_grpo 560 --parts floor,grpo --grpo-steps 6
+else
+    run final 560 --parts floor,eval,grpo --eval-repeats 2 --grpo-steps 6
 fi
 tar czf "$OUT/v3_$PART.tgz" -C "$WORK" .
