@@ -33,7 +33,7 @@ import weakref
 
 import torch
 
-CUDA_BATCH_SIZE = 256  # a decode step's cost is mostly per kernel: 5.5 / 6.1 / 7.7 ms at 64 / 128 / 256 rows (H200)
+CUDA_BATCH_SIZE = 256  # a decode step's cost is mostly per kernel: 4.5 / 5.4 / 6.5 ms at 64 / 128 / 256 rows (H200)
 CPU_BATCH_SIZE = 16  # ~100 tok/s for SmolLM2-135M on 2 cores, little gain above
 STATIC_MIN_STEPS = 64  # decode steps (batches x max_new_tokens) from which recording a CUDA graph pays
 CACHE_ROUNDING = 64  # static cache length rounded up to this (a grow-only GRPO cache re-records once per size)
