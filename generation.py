@@ -23,12 +23,14 @@ wastes padding. So the HF path here:
   57 layers per step in Qwen2.5-1.5B, where a step's cost is mostly per kernel;
 - reads greedy tokens by argmax and samples with our own temperature / top-k / top-p, ignoring the
   model's generation_config defaults (e.g. Qwen's repetition penalty), so settings are exactly as given.
-Greedy outputs are token-for-token those of `model.generate(do_sample=False)` (tests/test_generation.py).
+Greedy outputs are token-for-token those of `model.generate(do_sample=False)` (tests/test_generation.py); on
+CUDA the fused norms round differently, so in bf16 near-tied logits may break the other way.
 A LoRA is best merged before calling (modeling.load_model does); an unmerged PEFT model works too.
 """
 
 import contextlib
 import functools
+import inspect
 import weakref
 
 import torch
@@ -319,7 +321,7 @@ class LoraFold:
     adapter added in, instead of the base matmul, two LoRA matmuls, a scale and an add (an unmerged r=64 LoRA
     on all 7 projections made GRPO's decode ~1 s per step slower on an H200).
 
-        fold = LoraFold.of(model)      # None: no LoRA, or one that cannot fold (DoRA, quantized base, ...)
+        fold = LoraFold.of(model)      # None: no LoRA, or one that cannot fold (DoRA, quantized base, Unsloth)
         with fold.folded():            # recomputed from the adapter's current weights on every entry
             generate_all(model, ...)
 
@@ -331,20 +333,32 @@ class LoraFold:
     def __init__(self, layers):
         self.layers = layers
         self.weights = {m: torch.empty_like(m.base_layer.weight) for m in layers}
+        self.forwards = {m: functools.partial(torch.nn.functional.linear, weight=w, bias=m.base_layer.bias)
+                         for m, w in self.weights.items()}
 
     @classmethod
     def of(cls, model):
+        layers = [m for m in model.modules() if hasattr(m, "lora_A")]
+        # Unsloth's LoRA kernels read the adapter's weights themselves and never call the layer's forward
+        unsloth = any(hasattr(m, "apply_qkv") for m in model.modules())
+        return cls(layers) if layers and not unsloth and all(map(cls._foldable, layers)) else None
+
+    @staticmethod
+    def _foldable(m):
+        """A plain LoRA on an nn.Linear, not merged or disabled: no DoRA or other variant, no LoRA bias."""
         from peft.tuners.lora import Linear
 
-        layers = [m for m in model.modules() if hasattr(m, "lora_A")]
-        plain = all(type(m) is Linear and type(m.base_layer) is torch.nn.Linear and not m.merged
-                    and not m.disable_adapters and not m.fan_in_fan_out and m.active_adapters
-                    and all(a in m.lora_A and a not in m.lora_variant and not m.lora_bias.get(a)
-                            for a in m.active_adapters) for m in layers)
-        return cls(layers) if layers and plain else None
+        return (type(m) is Linear and type(m.base_layer) is torch.nn.Linear and not m.merged
+                and not m.disable_adapters and not m.fan_in_fan_out and bool(m.active_adapters)
+                and all(a in m.lora_A and a not in m.lora_variant and not m.lora_bias.get(a)
+                        for a in m.active_adapters))
 
     @contextlib.contextmanager
     def folded(self):
+        """Within: the layers run over their folded weights; if one cannot fold now (merged, disabled since), as is."""
+        if not all(map(self._foldable, self.layers)):
+            yield
+            return
         with torch.no_grad():
             for m, weight in self.weights.items():
                 total = m.base_layer.weight.float()
@@ -352,9 +366,7 @@ class LoraFold:
                     total = torch.addmm(total, m.lora_B[a].weight.float(), m.lora_A[a].weight.float(),
                                         alpha=m.scaling[a])
                 weight.copy_(total)  # rounded once, to the base weight's dtype
-        forwards = {m: functools.partial(torch.nn.functional.linear, weight=w, bias=m.base_layer.bias)
-                    for m, w in self.weights.items()}
-        with replaced_forwards(forwards):
+        with replaced_forwards(self.forwards):
             yield
 
 
@@ -420,41 +432,45 @@ class _gqa_decode_attention:
 # Fused RMSNorm
 
 FUSED_NORM_DEVICES = ("cuda",)  # on CPU a norm is not worth a kernel count; the layers' own arithmetic stays
-_fusable_norms_cache = weakref.WeakKeyDictionary()  # model -> (device, its RMSNorm layers that fuse)
+_fused_norms_cache = weakref.WeakKeyDictionary()  # model -> (device, {norm layer: its fused forward})
 
 
 def _fused_rms_norm(module, hidden_states):
-    """Llama's RMSNorm, weight * to_input_dtype(x * rsqrt(mean(x^2) + eps)) computed in float32, as torch's
-    fused kernel (float32 inside, rounded once to the input dtype like the original) and one multiply."""
-    normed = torch.nn.functional.rms_norm(hidden_states, hidden_states.shape[-1:], eps=module.variance_epsilon)
+    """LlamaRMSNorm.forward, weight * to_input_dtype(x * rsqrt(mean(x^2) + eps)) with float32 inside, as torch's
+    fused kernel (float32 inside, rounded once to the input dtype) and one multiply. Autocast off: it would run
+    rms_norm in float32 and return float32, where the original's explicit casts return the input dtype."""
+    with torch.autocast(hidden_states.device.type, enabled=False):
+        normed = torch.nn.functional.rms_norm(hidden_states, hidden_states.shape[-1:], eps=module.variance_epsilon)
     return module.weight * normed
 
 
-def _fusable_norms(model):
-    """The model's RMSNorm layers whose output _fused_rms_norm reproduces, checked once per class on one of its
-    layers (Gemma's, weight + 1, does not). Only on FUSED_NORM_DEVICES."""
+@functools.cache
+def _is_llama_rms_norm(cls):
+    """Whether a class's forward is LlamaRMSNorm's, to the letter (Qwen2/3's, Mistral's...; not Gemma's weight + 1,
+    not Olmo2's multiply-then-round, not a forward patched by Unsloth)."""
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
+    try:
+        return inspect.getsource(cls.forward) == inspect.getsource(LlamaRMSNorm.forward)
+    except (OSError, TypeError):
+        return False
+
+
+def _fused_norm_forwards(model):
+    """{layer: fused forward} for the model's LlamaRMSNorm-like layers; none off FUSED_NORM_DEVICES. Built once
+    per model and device: the same function objects every time, so a compiled caller does not recompile."""
     device = next(model.parameters()).device
-    cached = _fusable_norms_cache.get(model)
+    cached = _fused_norms_cache.get(model)
     if cached is None or cached[0] != device:
-        norms, verdict = [], {}
-        candidates = [m for m in model.modules() if type(m).__name__.endswith("RMSNorm")
-                      and isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.dim() == 1
-                      and isinstance(getattr(m, "variance_epsilon", None), float)]
-        for m in candidates if device.type in FUSED_NORM_DEVICES else ():
-            if type(m) not in verdict:
-                with torch.no_grad():
-                    x = torch.linspace(-4, 4, 4 * m.weight.shape[0], device=device).view(4, -1).to(m.weight.dtype)
-                    verdict[type(m)] = torch.allclose(_fused_rms_norm(m, x).float(), m(x).float(),
-                                                      rtol=1e-2, atol=1e-2)
-            if verdict[type(m)]:
-                norms.append(m)
-        cached = _fusable_norms_cache[model] = (device, norms)
+        norms = [m for m in model.modules() if type(m).__name__.endswith("RMSNorm") and _is_llama_rms_norm(type(m))]
+        forwards = {m: functools.partial(_fused_rms_norm, m) for m in norms} if device.type in FUSED_NORM_DEVICES else {}
+        cached = _fused_norms_cache[model] = (device, forwards)
     return cached[1]
 
 
 def fused_rms_norms(model):
-    """Within: the model's fusable RMSNorm layers (_fusable_norms) run _fused_rms_norm."""
-    return replaced_forwards({m: functools.partial(_fused_rms_norm, m) for m in _fusable_norms(model)})
+    """Within: the model's LlamaRMSNorm-like layers run _fused_rms_norm (2 kernels instead of ~8)."""
+    return replaced_forwards(_fused_norm_forwards(model))
 
 
 # ----------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """generation.py: the fast path gives plain `model.generate`'s greedy tokens; sampling, EOS, PEFT, modes."""
 
+import contextlib
+
 import pytest
 import torch
 
@@ -218,30 +220,35 @@ def test_graph_only_where_a_recording_stays_right(lively):
 def test_fused_rms_norms_match_the_layers_and_only_those_that_fuse(lively, monkeypatch):
     """On CUDA the decode runs Llama-style RMSNorm layers as torch's fused kernel; here forced onto the CPU."""
     from transformers.models.gemma.modeling_gemma import GemmaRMSNorm
+    from transformers.models.olmo2.modeling_olmo2 import Olmo2RMSNorm
+    from transformers.models.qwen2.modeling_qwen2 import Qwen2RMSNorm
 
     model, tokenizer, prompts = lively
-    assert generation._fusable_norms(model) == []  # CPU: the layers' own arithmetic
+    assert generation._fused_norm_forwards(model) == {}  # CPU: the layers' own arithmetic
     monkeypatch.setattr(generation, "FUSED_NORM_DEVICES", ("cpu",))
-    generation._fusable_norms_cache.clear()
+    generation._fused_norms_cache.clear()
     try:
-        norms = generation._fusable_norms(model)
-        assert len(norms) == 2 * model.config.num_hidden_layers + 1
+        forwards = generation._fused_norm_forwards(model)
+        assert len(forwards) == 2 * model.config.num_hidden_layers + 1
+        assert generation._fused_norm_forwards(model) is forwards  # built once: a compiled caller keeps its graph
         ids = torch.tensor([generation._encode(tokenizer, prompts[3])])
         with torch.no_grad():
             plain = model(ids).logits
             with generation.fused_rms_norms(model):
-                assert all("forward" in vars(m) for m in norms)
+                assert all("forward" in vars(m) for m in forwards)
                 fused = model(ids).logits
-        assert not any("forward" in vars(m) for m in norms)
+        assert not any("forward" in vars(m) for m in forwards)
         torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
         expected = expected_outputs(model, tokenizer, prompts)
         got = generation.generate_all(model, tokenizer, prompts, max_new_tokens=MAX_NEW, static_cache=True,
                                       batch_size=4, progress=False)
         assert [outputs[0] for outputs in got] == expected
-        gemma = torch.nn.Sequential(GemmaRMSNorm(8))  # weight + 1: the fused form would be wrong
-        assert generation._fusable_norms(gemma) == []
+        # Only the exact Llama formula: Gemma scales by weight + 1, Olmo2 multiplies before rounding
+        for norm in (GemmaRMSNorm(8), Olmo2RMSNorm(8), Qwen2RMSNorm(8)):
+            norm.variance_epsilon = 1e-6  # Gemma names it eps: give it the attribute the fused form reads
+            assert len(generation._fused_norm_forwards(torch.nn.Sequential(norm))) == isinstance(norm, Qwen2RMSNorm)
     finally:
-        generation._fusable_norms_cache.clear()
+        generation._fused_norms_cache.clear()
 
 
 def test_lora_fold_equals_the_unmerged_adapter_and_leaves_the_base_alone(lively):
@@ -275,6 +282,23 @@ def test_lora_fold_equals_the_unmerged_adapter_and_leaves_the_base_alone(lively)
         unmerged_out = generation.generate_all(peft_model, tokenizer, prompts, static_cache=True, **greedy)
         with fold.folded():
             assert generation.generate_all(peft_model, tokenizer, prompts, static_cache=True, **greedy) == unmerged_out
+        for state in ("merged", "disabled"):  # folding again would add the adapter twice / apply a disabled one
+            with torch.no_grad():
+                if state == "merged":
+                    peft_model.merge_adapter()
+                context = peft_model.disable_adapter() if state == "disabled" else contextlib.nullcontext()
+                with context:
+                    reference = peft_model(ids).logits
+                    with fold.folded():
+                        assert not any("forward" in vars(m) for m in fold.layers)
+                        torch.testing.assert_close(peft_model(ids).logits, reference)
+                if state == "merged":
+                    peft_model.unmerge_adapter()
+        model.model.layers[0].self_attn.apply_qkv = None  # how Unsloth marks a model whose LoRA it computes itself
+        try:
+            assert generation.LoraFold.of(peft_model) is None
+        finally:
+            del model.model.layers[0].self_attn.apply_qkv
     finally:
         peft_model.unload()
     dora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], use_dora=True))
@@ -309,6 +333,57 @@ def test_cuda_graph_replays_follow_in_place_weight_updates():
         with torch.no_grad():
             for p in model.parameters():
                 p.add_(torch.randn_like(p) * 0.3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fused_norm_under_autocast_returns_the_layers_dtype():
+    """GRPO's steps run under bf16 autocast, which would run rms_norm in float32 and return float32."""
+    from transformers.models.qwen2.modeling_qwen2 import Qwen2RMSNorm
+
+    norm = Qwen2RMSNorm(64).cuda().to(torch.bfloat16)
+    with torch.no_grad():
+        norm.weight.normal_()
+    x = torch.randn(16, 64, device="cuda", dtype=torch.bfloat16) * 3
+    generation._fused_norms_cache.clear()
+    with torch.autocast("cuda", dtype=torch.bfloat16), torch.no_grad():
+        own = norm(x)
+        with generation.fused_rms_norms(torch.nn.Sequential(norm)):
+            assert "forward" in vars(norm)
+            fused = norm(x)
+    assert fused.dtype == own.dtype == torch.bfloat16
+    torch.testing.assert_close(fused, own, rtol=1e-2, atol=1e-2)  # 1 bf16 ulp where the sums round differently
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
+def test_cuda_graph_recorded_with_a_lora_fold_follows_adapter_updates():
+    """GRPO's LoRA decode: recorded once within fold.folded(), replayed after optimizer steps on the adapter."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    class Tokenizer:
+        eos_token_id, pad_token_id = 0, 0
+
+        def decode(self, ids, skip_special_tokens=True):
+            return " ".join(map(str, ids))
+
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, initializer_range=0.3)
+    model = get_peft_model(Qwen2ForCausalLM(config), LoraConfig(r=4, target_modules=["q_proj", "down_proj"],
+                                                                init_lora_weights=False)).cuda().eval()
+    fold = generation.LoraFold.of(model)
+    prompts = [list(range(1 + k, 6 + 2 * k)) for k in range(6)]
+    decoder = generation.StaticDecoder(model, 8, 64, torch.device("cuda"))
+    kwargs = dict(max_new_tokens=24, batch_size=8, progress=False, return_ids=True)
+    for _ in range(2):
+        with fold.folded():
+            graphed = generation.generate_all(model, Tokenizer(), prompts, decoder=decoder, **kwargs)
+        unmerged = generation.generate_all(model, Tokenizer(), prompts, static_cache=False, **kwargs)
+        assert decoder.graph is not None and graphed == unmerged
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    p.add_(torch.randn_like(p))
 
 
 def test_eos_ids_include_generation_config():

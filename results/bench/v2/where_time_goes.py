@@ -120,14 +120,14 @@ def decode_steps(args, tokenizer):
     for rows in ROWS:
         for norms, devices in (("fused", fused_devices), ("unfused", ())):
             generation.FUSED_NORM_DEVICES = devices
-            generation._fusable_norms_cache.clear()
+            generation._fused_norms_cache.clear()
             seconds(rows, 32)  # warm-up: first shapes pick kernels, the allocator grows
             short, long = seconds(rows, 32), seconds(rows, 32 + STEPS)
             print(f"batch {rows}, {norms} RMSNorm: {(long - short) / STEPS * 1e3:.2f} ms per step; 32 tokens incl. "
                   f"prefill + record {short:.2f} s")
     generation.FUSED_NORM_DEVICES = fused_devices
-    generation._fusable_norms_cache.clear()
-    print(f"fused RMSNorm layers: {len(generation._fusable_norms(model))}")
+    generation._fused_norms_cache.clear()
+    print(f"fused RMSNorm layers: {len(generation._fused_norm_forwards(model))}")
     seconds(64, 8)
     with torch.profiler.profile(activities=ACTIVITIES) as prof:
         seconds(64, 64)
