@@ -436,9 +436,9 @@ _fused_norms_cache = weakref.WeakKeyDictionary()  # model -> (device, {norm laye
 
 
 def _fused_rms_norm(module, hidden_states):
-    """LlamaRMSNorm.forward, weight * to_input_dtype(x * rsqrt(mean(x^2) + eps)) with float32 inside, as torch's
-    fused kernel (float32 inside, rounded once to the input dtype) and one multiply. Autocast off: it would run
-    rms_norm in float32 and return float32, where the original's explicit casts return the input dtype."""
+    """LlamaRMSNorm.forward, weight * to_input_dtype(x * rsqrt(mean(x^2) + eps)), as torch's fused kernel (float32
+    inside, rounded once to the input dtype) and one multiply. Autocast off: it would run rms_norm in float32 and
+    return float32, where the original's explicit casts return the input dtype."""
     with torch.autocast(hidden_states.device.type, enabled=False):
         normed = torch.nn.functional.rms_norm(hidden_states, hidden_states.shape[-1:], eps=module.variance_epsilon)
     return module.weight * normed
@@ -462,9 +462,9 @@ def _fused_norm_forwards(model):
     device = next(model.parameters()).device
     cached = _fused_norms_cache.get(model)
     if cached is None or cached[0] != device:
-        norms = [m for m in model.modules() if type(m).__name__.endswith("RMSNorm") and _is_llama_rms_norm(type(m))]
-        forwards = {m: functools.partial(_fused_rms_norm, m) for m in norms} if device.type in FUSED_NORM_DEVICES else {}
-        cached = _fused_norms_cache[model] = (device, forwards)
+        norms = [m for m in model.modules() if type(m).__name__.endswith("RMSNorm") and _is_llama_rms_norm(type(m))
+                 and device.type in FUSED_NORM_DEVICES]
+        cached = _fused_norms_cache[model] = (device, {m: functools.partial(_fused_rms_norm, m) for m in norms})
     return cached[1]
 
 

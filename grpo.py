@@ -277,10 +277,11 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
     weights in place; a LoRA is folded into a copy of the adapted weights before each generation
     (generation.LoraFold: the base weights are never written, so no bf16 rounding accumulates in them).
     Only the hook that turns prompt ids into completion ids is replaced; rewards, advantages and the loss are
-    TRL's own code. On CUDA the training step (loss forward, backward, gradient checkpointing's recompute) also
-    runs the model's Llama-style RMSNorm layers as torch's fused kernel (generation.fused_rms_norms), whichever
-    generation path the step takes: float32 inside, as the layers compute, in 2 kernels instead of ~8. vLLM, continuous batching, multi-process runs, images and sampling options our sampler
+    TRL's own code. vLLM, continuous batching, multi-process runs, images and sampling options our sampler
     lacks (min_p, repetition_penalty, generation_kwargs) fall back to TRL's path.
+    On CUDA the training step (loss forward, backward, gradient checkpointing's recompute) also runs the model's
+    Llama-style RMSNorm layers as torch's fused kernel (generation.fused_rms_norms), whichever generation path
+    the step takes: float32 inside, as the layers compute, in 2 kernels instead of ~8.
     """
 
     static_cache = "auto"  # "auto" = on CUDA (True also works on CPU, without a CUDA graph: tests use it)

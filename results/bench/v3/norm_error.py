@@ -46,7 +46,8 @@ def main():
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     generator = torch.Generator(args.device).manual_seed(0)
     ids = torch.randint(0, model.config.vocab_size, (8, 384), device=args.device, generator=generator)
-    print(f"{args.model} {args.dtype} on {args.device}, fused RMSNorm layers: {len(generation._fused_norm_forwards(model))}")
+    fused_layers = len(generation._fused_norm_forwards(model))
+    print(f"{args.model} {args.dtype} on {args.device}, fused RMSNorm layers: {fused_layers}")
     own = step(model, ids, fused=False)
     again = step(model, ids, fused=False)
     fused = step(model, ids, fused=True)
@@ -57,8 +58,8 @@ def main():
     # The yardstick: how far each bf16 step is from the same step in float32 (own norm)
     truth = step(model.float(), ids, fused=False)
     for name, result in (("own", own), ("fused", fused)):
-        print(f"{name} norm ({args.dtype}) vs float32: loss %.1e, worst parameter gradient %.1e;" % errors(result, truth),
-              "median %.1e, 90th percentile %.1e" % spread(result, truth))
+        print(f"{name} norm ({args.dtype}) vs float32: loss %.1e, worst parameter gradient %.1e;"
+              % errors(result, truth), "median %.1e, 90th percentile %.1e" % spread(result, truth))
     worst = sorted((((x - y).norm() / y.norm()).item(), n) for n, x, y in zip(names, fused[1], own[1]) if y.norm() > 0)
     for error, name in worst[-6:]:
         print(f"  {error:.1e} {name}")
