@@ -308,31 +308,61 @@ def test_lora_fold_equals_the_unmerged_adapter_and_leaves_the_base_alone(lively)
         dora.unload()
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
-def test_cuda_graph_replays_follow_in_place_weight_updates():
-    """GRPO keeps one StaticDecoder for the run: its replays must read the weights as the optimizer leaves them."""
+class IdTokenizer:
+    """Enough tokenizer for prompts given as token ids: token 0 ends a row and pads."""
+    eos_token_id, pad_token_id = 0, 0
+
+    def decode(self, ids, skip_special_tokens=True):
+        return " ".join(map(str, ids))
+
+
+def tiny_qwen2():
+    """A tiny random Qwen2 with large weights (tokens vary), and 6 id prompts of different lengths."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    class Tokenizer:
-        eos_token_id, pad_token_id = 0, 0
-
-        def decode(self, ids, skip_special_tokens=True):
-            return " ".join(map(str, ids))
 
     torch.manual_seed(0)
     config = Qwen2Config(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, initializer_range=0.3)
-    model = Qwen2ForCausalLM(config).cuda().eval()
-    prompts = [list(range(1 + k, 6 + 2 * k)) for k in range(6)]
+    return Qwen2ForCausalLM(config), [list(range(1 + k, 6 + 2 * k)) for k in range(6)]
+
+
+GRAPH_KWARGS = dict(max_new_tokens=24, batch_size=8, progress=False, return_ids=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
+def test_cuda_graph_replays_follow_in_place_weight_updates():
+    """GRPO keeps one StaticDecoder for the run: its replays must read the weights as the optimizer leaves them."""
+    model, prompts = tiny_qwen2()
+    model = model.cuda().eval()
     decoder = generation.StaticDecoder(model, 8, 64, torch.device("cuda"))
-    kwargs = dict(max_new_tokens=24, batch_size=8, progress=False, return_ids=True)
     for _ in range(2):
-        graphed = generation.generate_all(model, Tokenizer(), prompts, decoder=decoder, **kwargs)
-        eager = generation.generate_all(model, Tokenizer(), prompts, static_cache=False, **kwargs)
+        graphed = generation.generate_all(model, IdTokenizer(), prompts, decoder=decoder, **GRAPH_KWARGS)
+        eager = generation.generate_all(model, IdTokenizer(), prompts, static_cache=False, **GRAPH_KWARGS)
         assert decoder.graph is not None and graphed == eager
         with torch.no_grad():
             for p in model.parameters():
                 p.add_(torch.randn_like(p) * 0.3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
+def test_cuda_graph_recorded_with_a_lora_fold_follows_adapter_updates():
+    """GRPO's LoRA decode: recorded once within fold.folded(), replayed after optimizer steps on the adapter."""
+    from peft import LoraConfig, get_peft_model
+
+    model, prompts = tiny_qwen2()
+    model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "down_proj"],
+                                             init_lora_weights=False)).cuda().eval()
+    fold = generation.LoraFold.of(model)
+    decoder = generation.StaticDecoder(model, 8, 64, torch.device("cuda"))
+    for _ in range(2):
+        with fold.folded():
+            graphed = generation.generate_all(model, IdTokenizer(), prompts, decoder=decoder, **GRAPH_KWARGS)
+        unmerged = generation.generate_all(model, IdTokenizer(), prompts, static_cache=False, **GRAPH_KWARGS)
+        assert decoder.graph is not None and graphed == unmerged
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    p.add_(torch.randn_like(p))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -352,38 +382,6 @@ def test_cuda_fused_norm_under_autocast_returns_the_layers_dtype():
             fused = norm(x)
     assert fused.dtype == own.dtype == torch.bfloat16
     torch.testing.assert_close(fused, own, rtol=1e-2, atol=1e-2)  # 1 bf16 ulp where the sums round differently
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
-def test_cuda_graph_recorded_with_a_lora_fold_follows_adapter_updates():
-    """GRPO's LoRA decode: recorded once within fold.folded(), replayed after optimizer steps on the adapter."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    class Tokenizer:
-        eos_token_id, pad_token_id = 0, 0
-
-        def decode(self, ids, skip_special_tokens=True):
-            return " ".join(map(str, ids))
-
-    torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, initializer_range=0.3)
-    model = get_peft_model(Qwen2ForCausalLM(config), LoraConfig(r=4, target_modules=["q_proj", "down_proj"],
-                                                                init_lora_weights=False)).cuda().eval()
-    fold = generation.LoraFold.of(model)
-    prompts = [list(range(1 + k, 6 + 2 * k)) for k in range(6)]
-    decoder = generation.StaticDecoder(model, 8, 64, torch.device("cuda"))
-    kwargs = dict(max_new_tokens=24, batch_size=8, progress=False, return_ids=True)
-    for _ in range(2):
-        with fold.folded():
-            graphed = generation.generate_all(model, Tokenizer(), prompts, decoder=decoder, **kwargs)
-        unmerged = generation.generate_all(model, Tokenizer(), prompts, static_cache=False, **kwargs)
-        assert decoder.graph is not None and graphed == unmerged
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                if "lora_B" in name:
-                    p.add_(torch.randn_like(p))
 
 
 def test_eos_ids_include_generation_config():
