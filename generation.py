@@ -213,7 +213,7 @@ class StaticDecoder:
         self.use_graph = device.type == "cuda" and _graph_safe(model, self.cache)
 
     def run(self, model, ids, eos_ids, pad_id, max_new_tokens, sampler):
-        device = next(model.parameters()).device
+        device = self.device
         input_ids, prompt_mask, positions = _left_pad(ids, pad_id, device, rows=self.width)
         prompt_len = input_ids.shape[1]
         self.mask[:, :prompt_len] = prompt_mask

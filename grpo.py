@@ -311,7 +311,7 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
                 self._decoder = generation.StaticDecoder(model, rows, length, device)
                 self._lora_fold = self._lora_fold or generation.LoraFold.of(model)
         seed = int(torch.randint(2**31, (1,)))  # follows the trainer's seeded torch RNG: new every step
-        with self._lora_fold.folded() if self._lora_fold and self._decoder else contextlib.nullcontext():
+        with self._lora_fold.folded() if self._lora_fold else contextlib.nullcontext():  # set with the decoder
             outputs = generate_all(model, self.processing_class, prompt_ids,
                                    max_new_tokens=self.max_completion_length, temperature=self.temperature,
                                    top_p=self.top_p, top_k=self.top_k or 0, batch_size=rows, seed=seed,

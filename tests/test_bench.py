@@ -116,7 +116,7 @@ def test_fast_grpo_loss_and_gradients_equal_trl(tmp_path, tiny_model_dir, tiny_d
     def length_reward(completions, **kwargs):
         return [float(len(str(c))) for c in completions]
 
-    fused_calls, fused = [], generation._fused_rms_norm  # counted in forwards that build a graph: training's
+    fused_calls, fused = [], generation._fused_rms_norm  # grad mode: training's forwards, not the decode's
     monkeypatch.setattr(generation, "_fused_rms_norm",
                         lambda *a: fused_calls.append(torch.is_grad_enabled()) or fused(*a))
     results, sampled = {}, []

@@ -13,24 +13,7 @@
 set -uo pipefail
 PART=${1:?a, b or final}
 OUT=${OUT:-results/bench/v3/out}
-WORK=$OUT/work
-mkdir -p "$WORK"
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-PY=${PYTHON:-python}
-TOK=.qwen-tok; [ -d "$TOK" ] || TOK=../shared/models/qwen-tokenizer
-GSM=.gsm8k; [ -d "$GSM" ] || GSM=../shared/data/gsm8k
-DATA="--tokenizer $TOK --gsm8k-dir $GSM"
-BENCH="$PY bench.py --no-unsloth $DATA"
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$WORK/env.txt" 2>&1
-$PY -c "import torch, transformers, trl, peft; print(torch.__version__, transformers.__version__, trl.__version__,
-peft.__version__)" >> "$WORK/env.txt" 2>&1
-
-run() {  # name, timeout, bench.py arguments...
-    local name=$1 limit=$2; shift 2
-    timeout "$limit" $BENCH --out "$WORK/$name.json" "$@" > "$WORK/$name.log" 2>&1
-    echo "== $name: exit $? (124 = timeout ${limit} s)"
-    cat "$WORK/$name.md" 2>/dev/null || tail -n 20 "$WORK/$name.log"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"  # $WORK, env.txt, $BENCH, $DATA, $PY, run
 
 if [ "$PART" = a ]; then
     timeout 120 $PY -m pytest -q -p no:cacheprovider -rs tests/test_generation.py -k "cuda" > "$WORK/cuda_tests.log" 2>&1
