@@ -5,9 +5,10 @@
 Prints, for the bench's GRPO config (8 prompts x 8 generations x 256 tokens, Qwen2.5-1.5B shape, full and
 LoRA, --fast_generation): seconds per optimizer step in our decode, the rest of TRL's generate-and-score,
 the loss forwards, the backwards and the optimizer (CUDA-synchronised wrappers, so the parts add up); then a
-torch.profiler table of one LoRA step; then the cost of one decode step at batch 64/128/256 (v3: with and
-without the fused RMSNorm) and a profiler table of decode steps. Takes bench.py's arguments (--model,
---grpo-*, ...); --parts eval runs only the decode part, --parts grpo only the GRPO part.
+torch.profiler table of one step of each (v4: full FT too); then the cost of one decode step at batch
+64/128/256 (v3: with and without the fused RMSNorm) and a profiler table of decode steps. Takes bench.py's
+arguments (--model, --grpo-variants, --compile-layers, ...); --parts eval runs only the decode part, --parts
+grpo only the GRPO part.
 """
 
 import collections
@@ -82,10 +83,11 @@ def grpo_breakdown(args, tokenizer, lora):
         trainer, _ = bench.grpo_trainer(args, tokenizer, lora, True, tmp)
         for name in ("_generate_single_turn", "_generate_and_score_completions", "compute_loss", "training_step"):
             setattr(trainer, name, timed(acc, name, getattr(trainer, name)))
-        parts = Parts(acc, profile_step=args.warmup_steps + 1 if lora else None)
+        parts = Parts(acc, profile_step=args.warmup_steps + 1)
         trainer.add_callback(parts)
         trainer.train()
-    print(f"\n== GRPO {'LoRA r=64' if lora else 'full FT'}, fast path: seconds per optimizer step")
+    compiled = " (--compile_layers)" if args.compile_layers else ""
+    print(f"\n== GRPO {'LoRA r=64' if lora else 'full FT'}, fast path{compiled}: seconds per optimizer step")
     print("step | total | our decode | rest of generate+score | loss forwards | backwards + rest of "
           "training_step | optimizer | outside training_step")
     for k, p in enumerate(parts.steps):
@@ -94,10 +96,11 @@ def grpo_breakdown(args, tokenizer, lora):
         print(f"{k} | {p['step']:.3f} | {decode:.3f} | {gen - decode:.3f} | {loss:.3f} | {train - gen - loss:.3f} | "
               f"{p.get('optimizer', 0):.3f} | {p['step'] - train - p.get('optimizer', 0):.3f}")
     if parts.profiler is not None:
+        name = "LoRA" if lora else "full FT"
         averages = parts.profiler.key_averages()
-        print("\n== one LoRA GRPO step, by self CUDA time")
-        print(averages.table(sort_by=SORT, row_limit=20, max_name_column_width=60))
-        print("\n== one LoRA GRPO step, by self CPU time")
+        print(f"\n== one {name} GRPO step, by self CUDA time")
+        print(averages.table(sort_by=SORT, row_limit=25, max_name_column_width=60))
+        print(f"\n== one {name} GRPO step, by self CPU time")
         print(averages.table(sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=60))
     del trainer
     bench.cleanup()
@@ -141,9 +144,8 @@ def main():
     if "eval" in args.parts:
         decode_steps(args, tokenizer)
         bench.cleanup()
-    if "grpo" in args.parts:
-        grpo_breakdown(args, tokenizer, lora=False)
-        grpo_breakdown(args, tokenizer, lora=True)
+    for variant in args.grpo_variants.split(",") if "grpo" in args.parts else []:
+        grpo_breakdown(args, tokenizer, lora=variant == "lora")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# bench.py v4 (grpo.py --compile_layers: the training step's decoder layers through one torch.compile graph) on
+# one GPU. From the repo root, with trl/datasets (and pytest for part a) importable:
+#   OUT=/some/dir bash results/bench/v4/commands.sh a|b|final
+#   a (~400 s): the CUDA-only tests; v3's norm_error.py (with its float32 yardstick); the GRPO per-part breakdown
+#               and profile of full FT as v3 left it, then of full FT and LoRA with --compile-layers.
+#   b (~350 s): floor and GRPO full / LoRA r=64, stock TRL vs --fast_generation --compile_layers, 6 timed steps.
+#   final (~560 s): the final code's bench JSON: floor, the eval at batch 256 (2 passes of ours, plain generate
+#               on all 1319 prompts), GRPO full and LoRA (--compile-layers) over 6 timed steps.
+# Every JSON/.md/log goes to $OUT/work and is packed into $OUT/v4_<part>.tgz.
+set -uo pipefail
+PART=${1:?a, b or final}
+OUT=${OUT:-results/bench/v4/out}
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"  # $WORK, env.txt, $BENCH, $DATA, $PY, run
+WTG="$PY results/bench/v2/where_time_goes.py --no-unsloth $DATA --parts grpo"
+
+if [ "$PART" = a ]; then
+    timeout 120 $PY -m pytest -q -p no:cacheprovider -rs tests/test_generation.py -k "cuda" > "$WORK/cuda_tests.log" 2>&1
+    echo "== cuda tests: exit $?"; tail -n 5 "$WORK/cuda_tests.log"
+    timeout 120 $PY results/bench/v3/norm_error.py --no-unsloth $DATA > "$WORK/norm_error.log" 2>&1
+    echo "== norm error: exit $?"; tail -n 8 "$WORK/norm_error.log"
+    timeout 150 $WTG --grpo-variants full > "$WORK/grpo_parts_full.log" 2>&1
+    echo "== grpo parts, full FT: exit $?"; grep -A6 "seconds per optimizer step" "$WORK/grpo_parts_full.log"
+    timeout 300 $WTG --compile-layers > "$WORK/grpo_parts_compiled.log" 2>&1
+    echo "== grpo parts, compiled: exit $?"; grep -A6 "seconds per optimizer step" "$WORK/grpo_parts_compiled.log"
+elif [ "$PART" = b ]; then
+    run grpo_compiled 560 --parts floor,grpo --grpo-steps 6 --compile-layers
+else
+    run final 580 --parts floor,eval,grpo --eval-repeats 2 --grpo-steps 6 --compile-layers
+fi
+tar czf "$OUT/v4_$PART.tgz" -C "$WORK" .
