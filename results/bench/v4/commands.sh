@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# bench.py v4 (grpo.py --compile_layers: the training step's decoder layers through one torch.compile graph) on
-# one GPU. From the repo root, with trl/datasets (and pytest for part a) importable:
+# bench.py v4 (GRPO's training step without cuDNN attention; grpo.py --compile_layers: the training step's decoder
+# layers through one torch.compile graph) on one GPU. From the repo root, with trl/datasets (and pytest for part a) importable:
 #   OUT=/some/dir bash results/bench/v4/commands.sh a|b|final
 #   a (~400 s): the CUDA-only tests; v3's norm_error.py (with its float32 yardstick); the GRPO per-part breakdown
 #               and profile of full FT as v3 left it, then of full FT and LoRA with --compile-layers.
-#   b (~350 s): floor and GRPO full / LoRA r=64, stock TRL vs --fast_generation --compile_layers, 6 timed steps.
+#   b (~500 s): floor and GRPO full / LoRA r=64, stock TRL vs --fast_generation, 6 timed steps; the per-part
+#               breakdown and profile of full FT with --compile-layers.
 #   final (~560 s): the final code's bench JSON: floor, the eval at batch 256 (2 passes of ours, plain generate
-#               on all 1319 prompts), GRPO full and LoRA (--compile-layers) over 6 timed steps.
+#               on all 1319 prompts), GRPO full and LoRA over 6 timed steps.
 # Every JSON/.md/log goes to $OUT/work and is packed into $OUT/v4_<part>.tgz.
 set -uo pipefail
 PART=${1:?a, b or final}
@@ -24,8 +25,10 @@ if [ "$PART" = a ]; then
     timeout 300 $WTG --compile-layers > "$WORK/grpo_parts_compiled.log" 2>&1
     echo "== grpo parts, compiled: exit $?"; grep -A6 "seconds per optimizer step" "$WORK/grpo_parts_compiled.log"
 elif [ "$PART" = b ]; then
-    run grpo_compiled 560 --parts floor,grpo --grpo-steps 6 --compile-layers
+    run grpo 360 --parts floor,grpo --grpo-steps 6
+    timeout 150 $WTG --grpo-variants full --compile-layers > "$WORK/grpo_parts_full_compiled.log" 2>&1
+    echo "== grpo parts, full FT compiled: exit $?"; grep -A6 "seconds per optimizer step" "$WORK/grpo_parts_full_compiled.log"
 else
-    run final 580 --parts floor,eval,grpo --eval-repeats 2 --grpo-steps 6 --compile-layers
+    run final 580 --parts floor,eval,grpo --eval-repeats 2 --grpo-steps 6
 fi
 tar czf "$OUT/v4_$PART.tgz" -C "$WORK" .
