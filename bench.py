@@ -80,8 +80,6 @@ def parse_args(argv=None):
     p.add_argument("--grpo-tokens", type=int, default=256, help="max completion tokens")
     p.add_argument("--grpo-steps", type=int, default=3, help="timed optimizer steps (median reported)")
     p.add_argument("--grpo-beta", type=float, default=0.0, help="KL coefficient (TRL's default 0: no reference model)")
-    p.add_argument("--compile-layers", action="store_true",
-                   help="our GRPO trainer with grpo.py's --compile_layers (the compile lands in the warm-up step)")
     p.add_argument("--warmup-steps", type=int, default=1, help="untimed steps first (GRPO, SFT): graph recording, allocator")
     p.add_argument("--lora-r", type=int, default=64, help="LoRA rank (alpha = rank, all 7 projections, as the study)")
     p.add_argument("--sft-steps", type=int, default=5, help="timed SFT optimizer steps")
@@ -302,7 +300,7 @@ def grpo_trainer(args, tokenizer, lora, fast, output_dir):
         num_generations=args.grpo_generations, gradient_accumulation_steps=args.grpo_prompts,
         max_completion_length=args.grpo_tokens, max_steps=steps, beta=args.grpo_beta, seed=args.seed,
         logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, use_vllm=False)
-    script_args = grpo.ScriptArguments(fast_generation=fast, compile_layers=fast and args.compile_layers, val_steps=0)
+    script_args = grpo.ScriptArguments(fast_generation=fast, val_steps=0)
     peft_config = lora_config(args) if lora else None
     model = build_model(args, tokenizer)
     train_ds = training.conversational_dataset(records, columns=("prompt", "answer"))
@@ -322,8 +320,7 @@ def bench_grpo(args, tokenizer, floor, lora, fast):
         seconds, _ = timed_steps(clock, args.warmup_steps)
         lengths = [log["completions/mean_length"] for log in clock.logs if "completions/mean_length" in log]
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-        result = {"trainer": type(trainer).__name__, "compile_layers": bool(getattr(trainer, "compile_layers", False)),
-                  "step_s": round(statistics.median(seconds), 3),
+        result = {"trainer": type(trainer).__name__, "step_s": round(statistics.median(seconds), 3),
                   "steps_s": [round(s, 3) for s in seconds], "first_step_s": round(clock.ends[0][0] - clock.start, 2),
                   "peak_gib": peak_gib(args.device), "trainable_params": trainable}
         rows = args.grpo_prompts * args.grpo_generations

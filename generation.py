@@ -340,7 +340,8 @@ class LoraFold:
     def of(cls, model):
         layers = [m for m in model.modules() if hasattr(m, "lora_A")]
         # Unsloth's LoRA kernels read the adapter's weights themselves and never call the layer's forward
-        return cls(layers) if layers and not is_unsloth(model) and all(map(cls._foldable, layers)) else None
+        unsloth = any(hasattr(m, "apply_qkv") for m in model.modules())
+        return cls(layers) if layers and not unsloth and all(map(cls._foldable, layers)) else None
 
     @staticmethod
     def _foldable(m):
@@ -508,11 +509,6 @@ def _next_tokens(logits, sampler):
 
 # ----------------------------------------------------------------------------
 # Helpers
-
-
-def is_unsloth(model):
-    """Whether Unsloth patched the model (its attention layers gain apply_qkv): its own kernels, leave them be."""
-    return any(hasattr(m, "apply_qkv") for m in model.modules())
 
 
 def _encode(tokenizer, prompt):

@@ -28,7 +28,6 @@ training_manifest.json and checkpoints for --resume. Every GRPOConfig / ModelCon
 import training  # noqa: I001  (first: it imports Unsloth before transformers/TRL where Unsloth can run)
 
 import contextlib
-import functools
 import importlib.util
 import json
 import os
@@ -37,7 +36,6 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from transformers import TrainerCallback
-from transformers.modeling_layers import GradientCheckpointingLayer
 from trl import GRPOConfig, GRPOTrainer, ModelConfig
 
 import generation
@@ -48,7 +46,6 @@ from utils import (UserError, cli, correctness_reward, format_reward, is_correct
                    process_info)
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
-COMPILE_DEVICES = ("cuda",)  # --compile_layers: where the one-off compile pays (on CPU it takes minutes)
 MAX_PROMPT_TOKENS = 512  # Unsloth/vLLM sequence budget = this + max_completion_length (our prompts: ~200)
 
 # ----------------------------------------------------------------------------
@@ -74,10 +71,6 @@ class ScriptArguments:
         "help": "Sample completions with generation.py's decode loop on the live policy (static cache + CUDA "
                 "graphs on a GPU) instead of TRL's model.generate; vLLM, when used, still takes precedence. On a GPU "
                 "the training steps also run fused RMSNorm kernels. See FastGenerationGRPOTrainer and bench.py."})
-    compile_layers: bool = field(default=False, metadata={
-        "help": "With --fast_generation, on a GPU: the loss forwards and backwards run each decoder layer through one "
-                "torch.compile graph (dynamic shapes, shared by all layers): fused kernels and far less Python per "
-                "micro-batch. Costs a one-off compile at the first step; the decode stays uncompiled."})
 
 
 @dataclass
@@ -165,8 +158,6 @@ def parse_args(argv=None):
         raise UserError("--wrong_credit must be between 0 and 1 (the reward of a correct answer)")
     if script_args.val_steps < 0 or (script_args.val_limit is not None and script_args.val_limit < 1):
         raise UserError("--val_steps must be >= 0 (0 = off) and --val_limit >= 1")
-    if script_args.compile_layers and not script_args.fast_generation:
-        raise UserError("--compile_layers is part of --fast_generation's trainer: pass both")
     if script_args.val_steps and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3":
         raise UserError("validation generates with the whole model, which ZeRO-3 splits across GPUs: "
                         "pass --val_steps 0 (or use ddp.yaml / zero2.yaml)")
@@ -294,42 +285,19 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
     """
 
     static_cache = "auto"  # "auto" = on CUDA (True also works on CPU, without a CUDA graph: tests use it)
-    compile_layers = False  # --compile_layers (build_trainer sets it)
     _decoder = None  # the StaticDecoder kept across steps
     _lora_fold = None  # with it, a generation.LoraFold (None: no LoRA or one that cannot fold)
-    _layer_forwards = None  # ({decoder layer: compiled forward}, {decoder layer: its own forward}), built once
-    _cudnn_attention = None  # whether SDPA may pick cuDNN outside the training step: the decode keeps that
 
     def _fast_path_applies(self, images, multimodal_fields):
         return not (self.use_vllm or self.use_transformers_continuous_batching or images or multimodal_fields
                     or self.min_p or self.repetition_penalty != 1.0 or self.args.generation_kwargs
                     or self.accelerator.num_processes > 1)
 
-    def _layers(self, model):
-        """--compile_layers on COMPILE_DEVICES: each decoder layer's compiled forward, and its own one to restore
-        within the decode (a graph for one-token steps would be compiled and then never replayed)."""
-        if self._layer_forwards is None:
-            on = (self.compile_layers and self.accelerator.device.type in COMPILE_DEVICES
-                  and not generation.is_unsloth(model))
-            layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)] if on else []
-            self._layer_forwards = ({m: functools.partial(compiled_forward(type(m)), m) for m in layers},
-                                    {m: functools.partial(type(m).forward, m) for m in layers})
-        return self._layer_forwards
-
     def training_step(self, model, inputs, num_items_in_batch=None):
-        unwrapped = self.accelerator.unwrap_model(self.model)
-        compiled, _ = self._layers(unwrapped)
-        self._cudnn_attention = torch.backends.cuda.cudnn_sdp_enabled()
-        # around TRL's whole step: the checkpointed layers recompute in the backward with the same forward
-        with generation.fused_rms_norms(unwrapped), generation.replaced_forwards(compiled), cudnn_attention(False):
+        with generation.fused_rms_norms(self.accelerator.unwrap_model(self.model)):
             return super().training_step(model, inputs, num_items_in_batch)
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        _, eager = self._layers(self.accelerator.unwrap_model(self.model))
-        with generation.replaced_forwards(eager), cudnn_attention(self._cudnn_attention):
-            return self._fast_or_trl_generate(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
-
-    def _fast_or_trl_generate(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images):
         if not self._fast_path_applies(images, multimodal_fields):
             return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
                                                  has_tool_images)
@@ -351,28 +319,6 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
         return [out[0]["token_ids"] for out in outputs], None  # ids up to and including EOS, as TRL's path
 
 
-@contextlib.contextmanager
-def cudnn_attention(enabled):
-    """Within: whether SDPA may pick cuDNN's attention (None: as it is). The training step turns it off: with a
-    padding mask, every new sequence length made cuDNN build a plan on the host, ~2.6 ms per forward and ~5 ms
-    per backward call (H200, full FT profile: ~2.4 s of CPU per GRPO step); SDPA's memory-efficient kernel
-    needs none."""
-    before = torch.backends.cuda.cudnn_sdp_enabled()
-    if enabled is not None:
-        torch.backends.cuda.enable_cudnn_sdp(enabled)
-    try:
-        yield
-    finally:
-        torch.backends.cuda.enable_cudnn_sdp(before)
-
-
-@functools.cache
-def compiled_forward(layer_class):
-    """One compiled forward per decoder-layer class, shared by all its layers (the layer is an input, not a
-    constant); dynamic shapes, so micro-batches of other lengths do not recompile."""
-    return torch.compile(layer_class.forward, dynamic=True)
-
-
 def build_trainer(model, tokenizer, peft_config, script_args, training_args, train_ds, val_records=()):
     trainer_class = FastGenerationGRPOTrainer if script_args.fast_generation else GRPOTrainer
     trainer = trainer_class(
@@ -384,8 +330,6 @@ def build_trainer(model, tokenizer, peft_config, script_args, training_args, tra
         peft_config=peft_config,
         callbacks=[JsonlLogCallback(training_args.output_dir)],
     )
-    if script_args.fast_generation:
-        trainer.compile_layers = script_args.compile_layers
     if script_args.val_steps and val_records:
         trainer.add_callback(ValidationCallback(trainer, val_records, script_args.val_steps,
                                                 training_args.max_completion_length, script_args.val_batch_size))

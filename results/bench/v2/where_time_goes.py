@@ -7,7 +7,7 @@ LoRA, --fast_generation): seconds per optimizer step in our decode, the rest of 
 the loss forwards, the backwards and the optimizer (CUDA-synchronised wrappers, so the parts add up); then a
 torch.profiler table of one step of each (v4: full FT too); then the cost of one decode step at batch
 64/128/256 (v3: with and without the fused RMSNorm) and a profiler table of decode steps. Takes bench.py's
-arguments (--model, --grpo-variants, --compile-layers, ...); --parts eval runs only the decode part, --parts
+arguments (--model, --grpo-variants, ...); --parts eval runs only the decode part, --parts
 grpo only the GRPO part.
 """
 
@@ -86,8 +86,7 @@ def grpo_breakdown(args, tokenizer, lora):
         parts = Parts(acc, profile_step=args.warmup_steps + 1)
         trainer.add_callback(parts)
         trainer.train()
-    compiled = " (--compile_layers)" if args.compile_layers else ""
-    print(f"\n== GRPO {'LoRA r=64' if lora else 'full FT'}, fast path{compiled}: seconds per optimizer step")
+    print(f"\n== GRPO {'LoRA r=64' if lora else 'full FT'}, fast path: seconds per optimizer step")
     print("step | total | our decode | rest of generate+score | loss forwards | backwards + rest of "
           "training_step | optimizer | outside training_step")
     for k, p in enumerate(parts.steps):

@@ -6,6 +6,8 @@
 #               and profile of full FT as v3 left it, then of full FT and LoRA with --compile-layers.
 #   b (~500 s): floor and GRPO full / LoRA r=64, stock TRL vs --fast_generation, 6 timed steps; the per-part
 #               breakdown and profile of full FT with --compile-layers.
+#   (a ran on 4f363b9, b on 7d3c482; --compile-layers and the cuDNN switch were then taken out, so a and b need
+#   those commits: see NOTES v4)
 #   final (~560 s): the final code's bench JSON: floor, the eval at batch 256 (2 passes of ours, plain generate
 #               on all 1319 prompts), GRPO full and LoRA over 6 timed steps.
 # Every JSON/.md/log goes to $OUT/work and is packed into $OUT/v4_<part>.tgz.
