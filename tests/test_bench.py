@@ -151,3 +151,23 @@ def test_fast_grpo_loss_and_gradients_equal_trl(tmp_path, tiny_model_dir, tiny_d
           f"worst parameter gradient {grad_error:.1e}")
     # fp32 on CPU: ~1e-6 with or without the fused norms; MKL's sums vary with the run (MKL_CBWR moves it)
     assert loss_error < 1e-5 and grad_error < 1e-5
+
+
+def test_gpu_idle_is_charged_to_what_the_host_ran():
+    """where_time_goes.py's GPU-idle attribution on hand-made intervals (ns): gaps between kernels count towards
+    the marked region and each host thread's innermost op at the gap's middle; short gaps and overlaps do not."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "results", "bench", "v2", "where_time_goes.py")
+    spec = importlib.util.spec_from_file_location("where_time_goes", path)
+    wtg = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wtg)
+    kernels = [(0, 100_000), (50_000, 120_000), (170_000, 200_000), (201_000, 210_000), (400_000, 500_000)]
+    main = [(0, 600_000, "aten::linear"), (110_000, 190_000, "aten::nonzero"), (300_000, 350_000, "aten::mul")]
+    autograd = [(130_000, 160_000, "MmBackward0")]
+    labels = [(0, 600_000, "training_step"), (250_000, 450_000, "compute_loss")]
+    total, by_cause = wtg.gpu_idle(kernels, {"main": main, "autograd": autograd}, labels)
+    # gaps: 120-170 us (middle 145: nonzero / MmBackward0), 201-210 too short, 210-400 us (middle 305: mul / none)
+    assert total == 50_000 + 190_000
+    assert by_cause == {("training_step", "aten::nonzero", "MmBackward0"): 50_000,
+                        ("compute_loss", "aten::mul", None): 190_000}

@@ -5,12 +5,14 @@
 Prints, for the bench's GRPO config (8 prompts x 8 generations x 256 tokens, Qwen2.5-1.5B shape, full and
 LoRA, --fast_generation): seconds per optimizer step in our decode, the rest of TRL's generate-and-score,
 the loss forwards, the backwards and the optimizer (CUDA-synchronised wrappers, so the parts add up); then a
-torch.profiler table of one step of each (v4: full FT too); then the cost of one decode step at batch
+torch.profiler table of one step of each (v4: full FT too) and where in it the GPU waits for the host
+(idle gaps between kernels, charged to the marked part and each host thread's innermost op); then the cost of one decode step at batch
 64/128/256 (v3: with and without the fused RMSNorm) and a profiler table of decode steps. Takes bench.py's
 arguments (--model, --grpo-variants, ...); --parts eval runs only the decode part, --parts
 grpo only the GRPO part.
 """
 
+import bisect
 import collections
 import os
 import sys
@@ -34,23 +36,68 @@ ACTIVITIES = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerAc
 SORT = "self_cuda_time_total" if CUDA else "self_cpu_time_total"
 
 
-def timed(acc, name, fn):
+def timed(acc, name, fn, parts):
+    """fn, its time added to acc[name] (synchronised, except in the profiled step: its syncs would idle the GPU)."""
     def wrapper(*a, **k):
-        bench.sync(DEVICE)
+        sync = not parts.profiling
+        if sync:
+            bench.sync(DEVICE)
         start = time.perf_counter()
         try:
-            return fn(*a, **k)
+            with torch.profiler.record_function(name):
+                return fn(*a, **k)
         finally:
-            bench.sync(DEVICE)
+            if sync:
+                bench.sync(DEVICE)
             acc[name] += time.perf_counter() - start
     return wrapper
+
+
+def innermost(ops, at):
+    """The innermost of one thread's ops [(start, end, name)], sorted by start, that is running at time `at`."""
+    k = bisect.bisect_right(ops, (at, float("inf"))) - 1
+    while k >= 0 and ops[k][1] <= at:  # nested ops: the latest-starting one still open is the innermost
+        k -= 1
+    return ops[k][2] if k >= 0 else None
+
+
+def gpu_idle(kernels, host_ops, labels, min_gap_ns=5_000):
+    """Where the GPU waits for the host. kernels: [(start, end)] of device work; host_ops: {thread: [(start, end,
+    name)]}; labels: [(start, end, name)] of marked regions. Each gap between kernels (from the first kernel to
+    the last) counts towards (innermost marked region, what each host thread was running at its middle).
+    Returns (total idle ns, {(region, op per thread...): ns})."""
+    kernels, labels = sorted(kernels), sorted(labels)
+    host = {t: sorted(ops) for t, ops in host_ops.items()}
+    by_cause, total, end = collections.Counter(), 0, None
+    for start, stop in kernels:
+        if end is not None and start - end >= min_gap_ns:
+            middle = (start + end) // 2
+            cause = (innermost(labels, middle),) + tuple(innermost(ops, middle) for ops in host.values())
+            by_cause[cause] += start - end
+            total += start - end
+        end = stop if end is None else max(end, stop)
+    return total, by_cause
+
+
+def print_gpu_idle(profiler, title, rows=15):
+    events = profiler.profiler.kineto_results.events()
+    kernels = [(e.start_ns(), e.end_ns()) for e in events if e.device_type() == torch.autograd.DeviceType.CUDA]
+    host, labels = collections.defaultdict(list), []
+    for e in events:
+        if e.device_type() == torch.autograd.DeviceType.CPU:
+            (labels if e.is_user_annotation() else host[e.start_thread_id()]).append((e.start_ns(), e.end_ns(), e.name()))
+    total, by_cause = gpu_idle(kernels, host, labels)
+    print(f"\n== {title}: GPU idle {total / 1e9:.3f} s between its first and last kernel; by marked region and "
+          f"what each host thread ({len(host)}) was running")
+    for cause, ns in by_cause.most_common(rows):
+        print(f"{ns / 1e6:9.1f} ms | " + " | ".join(str(c) for c in cause))
 
 
 class Parts(TrainerCallback):
     """Per optimizer step: the accumulated part times, the optimizer's and the whole step's; optionally profiles one."""
 
     def __init__(self, acc, profile_step=None):
-        self.acc, self.steps, self.profile_step, self.profiler = acc, [], profile_step, None
+        self.acc, self.steps, self.profile_step, self.profiler, self.profiling = acc, [], profile_step, None, False
 
     def on_step_begin(self, args, state, control, **kwargs):
         bench.sync(DEVICE)
@@ -59,6 +106,7 @@ class Parts(TrainerCallback):
         if state.global_step == self.profile_step:
             self.profiler = torch.profiler.profile(activities=ACTIVITIES)
             self.profiler.__enter__()
+            self.profiling = True
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         bench.sync(DEVICE)
@@ -72,6 +120,7 @@ class Parts(TrainerCallback):
         bench.sync(DEVICE)
         if self.profiler is not None and state.global_step == self.profile_step + 1:
             self.profiler.__exit__(None, None, None)
+            self.profiling = False
         parts = dict(self.acc)
         parts["step"] = time.perf_counter() - self.start
         self.steps.append(parts)
@@ -81,12 +130,13 @@ def grpo_breakdown(args, tokenizer, lora):
     acc = collections.defaultdict(float)
     with tempfile.TemporaryDirectory() as tmp:
         trainer, _ = bench.grpo_trainer(args, tokenizer, lora, True, tmp)
-        for name in ("_generate_single_turn", "_generate_and_score_completions", "compute_loss", "training_step"):
-            setattr(trainer, name, timed(acc, name, getattr(trainer, name)))
         parts = Parts(acc, profile_step=args.warmup_steps + 1)
+        for name in ("_generate_single_turn", "_generate_and_score_completions", "compute_loss", "training_step"):
+            setattr(trainer, name, timed(acc, name, getattr(trainer, name), parts))
         trainer.add_callback(parts)
         trainer.train()
     print(f"\n== GRPO {'LoRA r=64' if lora else 'full FT'}, fast path: seconds per optimizer step")
+    print(f"(step {parts.profile_step} ran under the profiler, its parts unsynchronised)")
     print("step | total | our decode | rest of generate+score | loss forwards | backwards + rest of "
           "training_step | optimizer | outside training_step")
     for k, p in enumerate(parts.steps):
@@ -101,6 +151,7 @@ def grpo_breakdown(args, tokenizer, lora):
         print(averages.table(sort_by=SORT, row_limit=25, max_name_column_width=60))
         print(f"\n== one {name} GRPO step, by self CPU time")
         print(averages.table(sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=60))
+        print_gpu_idle(parts.profiler, f"one {name} GRPO step")
     del trainer
     bench.cleanup()
 
