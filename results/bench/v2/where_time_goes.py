@@ -6,10 +6,10 @@ Prints, for the bench's GRPO config (8 prompts x 8 generations x 256 tokens, Qwe
 LoRA, --fast_generation): seconds per optimizer step in our decode, the rest of TRL's generate-and-score,
 the loss forwards, the backwards and the optimizer (CUDA-synchronised wrappers, so the parts add up); then a
 torch.profiler table of one step of each (v4: full FT too) and where in it the GPU waits for the host
-(idle gaps between kernels, charged to the marked part and each host thread's innermost op); then the cost of one decode step at batch
-64/128/256 (v3: with and without the fused RMSNorm) and a profiler table of decode steps. Takes bench.py's
-arguments (--model, --grpo-variants, ...); --parts eval runs only the decode part, --parts
-grpo only the GRPO part.
+(idle gaps between kernels, charged to the marked part and each host thread's innermost op); then the cost
+of one decode step at batch 64/128/256 (v3: with and without the fused RMSNorm) and a profiler table of
+decode steps. Takes bench.py's arguments (--model, --grpo-variants, ...); --parts eval runs only the decode
+part, --parts grpo only the GRPO part.
 """
 
 import bisect
@@ -79,13 +79,19 @@ def gpu_idle(kernels, host_ops, labels, min_gap_ns=5_000):
     return total, by_cause
 
 
+DEVICE_WORK = ("kernel", "gpu_memcpy", "gpu_memset")  # kineto activity types; not gpu_user_annotation's spans
+
+
 def print_gpu_idle(profiler, title, rows=15):
-    events = profiler.profiler.kineto_results.events()
-    kernels = [(e.start_ns(), e.end_ns()) for e in events if e.device_type() == torch.autograd.DeviceType.CUDA]
-    host, labels = collections.defaultdict(list), []
-    for e in events:
-        if e.device_type() == torch.autograd.DeviceType.CPU:
-            (labels if e.is_user_annotation() else host[e.start_thread_id()]).append((e.start_ns(), e.end_ns(), e.name()))
+    kernels, host, labels = [], collections.defaultdict(list), []
+    for e in profiler.profiler.kineto_results.events():
+        span = (e.start_ns(), e.end_ns(), e.name())
+        if e.activity_type() in DEVICE_WORK:
+            kernels.append(span[:2])
+        elif e.activity_type() == "user_annotation":  # timed()'s record_function
+            labels.append(span)
+        elif e.device_type() == torch.autograd.DeviceType.CPU:  # aten ops, CUDA runtime and driver calls
+            host[e.start_thread_id()].append(span)
     total, by_cause = gpu_idle(kernels, host, labels)
     print(f"\n== {title}: GPU idle {total / 1e9:.3f} s between its first and last kernel; by marked region and "
           f"what each host thread ({len(host)}) was running")
