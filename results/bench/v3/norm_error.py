@@ -29,14 +29,18 @@ def step(model, ids, fused):
     return loss.detach().float(), [p.grad.float() for p in model.parameters()]
 
 
+def grad_errors(a, b):
+    """{parameter index: relative error of a's gradient against b's}, over the parameters b has a gradient for."""
+    return {k: ((x - y).norm() / y.norm()).item() for k, (x, y) in enumerate(zip(a[1], b[1])) if y.norm() > 0}
+
+
 def errors(a, b):
     loss = ((a[0] - b[0]).abs() / b[0].abs()).item()
-    grad = max(((x - y).norm() / y.norm()).item() for x, y in zip(a[1], b[1]) if y.norm() > 0)
-    return loss, grad
+    return loss, max(grad_errors(a, b).values())
 
 
 def spread(a, b):
-    rel = sorted(((x - y).norm() / y.norm()).item() for x, y in zip(a[1], b[1]) if y.norm() > 0)
+    rel = sorted(grad_errors(a, b).values())
     return rel[len(rel) // 2], rel[int(len(rel) * 0.9)]
 
 
@@ -60,7 +64,7 @@ def main():
     for name, result in (("own", own), ("fused", fused)):
         print(f"{name} norm ({args.dtype}) vs float32: loss %.1e, worst parameter gradient %.1e;"
               % errors(result, truth), "median %.1e, 90th percentile %.1e" % spread(result, truth))
-    worst = sorted((((x - y).norm() / y.norm()).item(), n) for n, x, y in zip(names, fused[1], own[1]) if y.norm() > 0)
+    worst = sorted((error, names[k]) for k, error in grad_errors(fused, own).items())
     for error, name in worst[-6:]:
         print(f"  {error:.1e} {name}")
 
