@@ -462,8 +462,8 @@ def _fused_norm_forwards(model):
     device = next(model.parameters()).device
     cached = _fused_norms_cache.get(model)
     if cached is None or cached[0] != device:
-        norms = [m for m in model.modules() if type(m).__name__.endswith("RMSNorm") and _is_llama_rms_norm(type(m))
-                 and device.type in FUSED_NORM_DEVICES]
+        modules = model.modules() if device.type in FUSED_NORM_DEVICES else ()
+        norms = [m for m in modules if type(m).__name__.endswith("RMSNorm") and _is_llama_rms_norm(type(m))]
         cached = _fused_norms_cache[model] = (device, {m: functools.partial(_fused_rms_norm, m) for m in norms})
     return cached[1]
 
