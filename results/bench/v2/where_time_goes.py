@@ -9,7 +9,8 @@ torch.profiler table of one step of each (v4: full FT too) and where in it the G
 (idle gaps between kernels, charged to the marked part and each host thread's innermost op); then the cost
 of one decode step at batch 64/128/256 (v3: with and without the fused RMSNorm) and a profiler table of
 decode steps. Takes bench.py's arguments (--model, --grpo-variants, ...); --parts eval runs only the decode
-part, --parts grpo only the GRPO part.
+part, --parts grpo only the GRPO part. --profile-stack (v5) records Python frames in the profiled step, so an idle
+gap is charged to the innermost Python function or op (slower step; the attribution, not its size, is the point).
 """
 
 import bisect
@@ -34,6 +35,9 @@ ROWS = (64, 128, 256) if CUDA else (4,)
 STEPS = 256 if CUDA else 8
 ACTIVITIES = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if CUDA else [])
 SORT = "self_cuda_time_total" if CUDA else "self_cpu_time_total"
+PROFILE_STACK = "--profile-stack" in sys.argv  # not one of bench.py's arguments: taken out before they are parsed
+if PROFILE_STACK:
+    sys.argv.remove("--profile-stack")
 
 
 def timed(acc, name, fn, parts):
@@ -97,6 +101,14 @@ def print_gpu_idle(profiler, title, rows=15):
           f"what each host thread ({len(host)}) was running")
     for cause, ns in by_cause.most_common(rows):
         print(f"{ns / 1e6:9.1f} ms | " + " | ".join(str(c) for c in cause))
+    # the combinations above split one cause over many rows: also each column on its own
+    for column, name in enumerate(["marked region"] + [f"host thread {t}" for t in host]):
+        alone = collections.Counter()
+        for cause, ns in by_cause.items():
+            alone[cause[column]] += ns
+        print(f"-- by {name} alone")
+        for what, ns in alone.most_common(rows // 2):
+            print(f"{ns / 1e6:9.1f} ms | {what}")
 
 
 class Parts(TrainerCallback):
@@ -110,7 +122,7 @@ class Parts(TrainerCallback):
         self.acc.clear()
         self.start = time.perf_counter()
         if state.global_step == self.profile_step:
-            self.profiler = torch.profiler.profile(activities=ACTIVITIES)
+            self.profiler = torch.profiler.profile(activities=ACTIVITIES, with_stack=PROFILE_STACK)
             self.profiler.__enter__()
             self.profiling = True
 
