@@ -15,6 +15,8 @@ gap is charged to the innermost Python function or op (slower step; the attribut
 
 import bisect
 import collections
+import gzip
+import json
 import os
 import sys
 import tempfile
@@ -83,19 +85,40 @@ def gpu_idle(kernels, host_ops, labels, min_gap_ns=5_000):
     return total, by_cause
 
 
-DEVICE_WORK = ("kernel", "gpu_memcpy", "gpu_memset")  # kineto activity types; not gpu_user_annotation's spans
+DEVICE_WORK = ("kernel", "gpu_memcpy", "gpu_memset")  # trace categories; not gpu_user_annotation's spans
 
 
-def print_gpu_idle(profiler, title, rows=15):
+def trace_events(profiler):
+    """The profile's spans [(category, thread, start ns, end ns, name)], read from its Chrome trace: the same
+    across torch versions (torch 2.11's kineto events lack activity_type()), with Python frames under
+    --profile-stack. Also saved, gzipped, to $WTG_TRACE_DIR when set, for reading again off the GPU machine."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "trace.json")
+        profiler.export_chrome_trace(path)
+        with open(path) as f:
+            trace = json.load(f)
+    events = [(e.get("cat", ""), str(e.get("tid")), round(e["ts"] * 1e3), round((e["ts"] + e.get("dur", 0)) * 1e3),
+               e["name"]) for e in trace["traceEvents"] if e.get("ph") == "X" and "ts" in e]
+    if os.environ.get("WTG_TRACE_DIR"):
+        names = sorted({e[4] for e in events} | {e[0] for e in events})
+        index = {n: k for k, n in enumerate(names)}
+        packed = {"names": names, "events": [[index[c], t, a, b, index[n]] for c, t, a, b, n in events]}
+        out = os.path.join(os.environ["WTG_TRACE_DIR"], f"trace_{os.getpid()}_{time.time_ns()}.json.gz")
+        with gzip.open(out, "wt") as f:
+            json.dump(packed, f)
+        print(f"trace: {len(events)} spans in {out}")
+    return events
+
+
+def print_gpu_idle(events, title, rows=15):
     kernels, host, labels = [], collections.defaultdict(list), []
-    for e in profiler.profiler.kineto_results.events():
-        span = (e.start_ns(), e.end_ns(), e.name())
-        if e.activity_type() in DEVICE_WORK:
-            kernels.append(span[:2])
-        elif e.activity_type() == "user_annotation":  # timed()'s record_function
-            labels.append(span)
-        elif e.device_type() == torch.autograd.DeviceType.CPU:  # aten ops, CUDA runtime and driver calls
-            host[e.start_thread_id()].append(span)
+    for category, thread, start, end, name in events:
+        if category in DEVICE_WORK:
+            kernels.append((start, end))
+        elif category == "user_annotation":  # timed()'s record_function, TRL's profiling context
+            labels.append((start, end, name))
+        elif category in ("cpu_op", "cuda_runtime", "cuda_driver", "python_function"):
+            host[thread].append((start, end, name))
     total, by_cause = gpu_idle(kernels, host, labels)
     print(f"\n== {title}: GPU idle {total / 1e9:.3f} s between its first and last kernel; by marked region and "
           f"what each host thread ({len(host)}) was running")
@@ -169,7 +192,7 @@ def grpo_breakdown(args, tokenizer, lora):
         print(averages.table(sort_by=SORT, row_limit=25, max_name_column_width=60))
         print(f"\n== one {name} GRPO step, by self CPU time")
         print(averages.table(sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=60))
-        print_gpu_idle(parts.profiler, f"one {name} GRPO step")
+        print_gpu_idle(trace_events(parts.profiler), f"one {name} GRPO step")
     del trainer
     bench.cleanup()
 

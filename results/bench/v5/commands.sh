@@ -2,7 +2,8 @@
 # bench v5: what holds the host in full-FT GRPO's training part (issue 7), on one GPU. From the repo root, with
 # trl/datasets importable:   OUT=/some/dir bash results/bench/v5/commands.sh idle|...
 #   idle (~300 s): where_time_goes.py on full FT: the per-part breakdown, the profile and the GPU-idle report of
-#                  one step; then the same with --profile-stack (idle gaps charged to Python frames too).
+#                  one step; then the same with --profile-stack (idle gaps charged to Python frames too); both
+#                  traces (compact, gzipped) in $OUT/trace_*.json.gz.
 # Every log goes to $OUT/work and is packed into $OUT/v5_<part>.tgz.
 set -uo pipefail
 PART=${1:?idle}
@@ -11,6 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"  # $WORK, env.txt, $BENCH, 
 WTG="$PY results/bench/v2/where_time_goes.py --no-unsloth $DATA --parts grpo"
 
 if [ "$PART" = idle ]; then
+    export WTG_TRACE_DIR=$OUT
     timeout 200 $WTG --grpo-variants full > "$WORK/idle_full.log" 2>&1
     echo "== idle, full FT: exit $?"; grep -A6 "seconds per optimizer step" "$WORK/idle_full.log"
     sed -n '/GPU idle/,$p' "$WORK/idle_full.log" | head -60
