@@ -71,6 +71,10 @@ class ScriptArguments:
         "help": "Sample completions with generation.py's decode loop on the live policy (static cache + CUDA "
                 "graphs on a GPU) instead of TRL's model.generate; vLLM, when used, still takes precedence. On a GPU "
                 "the training steps also run fused RMSNorm kernels. See FastGenerationGRPOTrainer and bench.py."})
+    compile_decode: bool = field(default=True, metadata={
+        "help": "With --fast_generation on a GPU: compile the recorded decode step with torch.compile (once per "
+                "run, at the first step: tens of seconds; then fewer kernels per token). --compile_decode false "
+                "records the eager step."})
 
 
 @dataclass
@@ -273,7 +277,8 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
 
     TRL's plain path calls `model.generate` with a dynamic cache: ~34 ms per decode step at batch 64 for a 1.5B
     model on an H100, so 256 tokens cost ~9 s of every step. Here, on CUDA, one static KV cache and one decode
-    step recorded as a CUDA graph serve the whole run (recorded at the first step). It reads the policy's
+    step recorded as a CUDA graph serve the whole run (compiled with torch.compile, unless --compile_decode
+    false, and recorded at the first step). It reads the policy's
     weights in place; a LoRA is folded into a copy of the adapted weights before each generation
     (generation.LoraFold: the base weights are never written, so no bf16 rounding accumulates in them).
     Only the hook that turns prompt ids into completion ids is replaced; rewards, advantages and the loss are
@@ -285,6 +290,7 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
     """
 
     static_cache = "auto"  # "auto" = on CUDA (True also works on CPU, without a CUDA graph: tests use it)
+    compile_decode = False  # torch.compile the decode step (build_trainer: --compile_decode, on CUDA)
     _decoder = None  # the StaticDecoder kept across steps
     _lora_fold = None  # with it, a generation.LoraFold (None: no LoRA or one that cannot fold)
 
@@ -308,7 +314,7 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
             # grow-only, so a step with longer prompts records a new graph at most once per size
             length = generation.cache_length(max(map(len, prompt_ids)), self.max_completion_length)
             if self._decoder is None or self._decoder.length < length or self._decoder.width < rows:
-                self._decoder = generation.StaticDecoder(model, rows, length, device)
+                self._decoder = generation.StaticDecoder(model, rows, length, device, compile=self.compile_decode)
                 self._lora_fold = self._lora_fold or generation.LoraFold.of(model)
         seed = int(torch.randint(2**31, (1,)))  # follows the trainer's seeded torch RNG: new every step
         with self._lora_fold.folded() if self._lora_fold else contextlib.nullcontext():  # set with the decoder
@@ -330,6 +336,8 @@ def build_trainer(model, tokenizer, peft_config, script_args, training_args, tra
         peft_config=peft_config,
         callbacks=[JsonlLogCallback(training_args.output_dir)],
     )
+    if script_args.fast_generation:
+        trainer.compile_decode = script_args.compile_decode and trainer.accelerator.device.type == "cuda"
     if script_args.val_steps and val_records:
         trainer.add_callback(ValidationCallback(trainer, val_records, script_args.val_steps,
                                                 training_args.max_completion_length, script_args.val_batch_size))

@@ -329,12 +329,37 @@ def tiny_qwen2():
 GRAPH_KWARGS = dict(max_new_tokens=24, batch_size=8, progress=False, return_ids=True)
 
 
+def test_compiled_decode_step_gives_the_same_tokens_and_follows_weight_updates():
+    """StaticDecoder(compile=True), as GRPO keeps it: the decode step runs torch.compile's graph (on CPU
+    without a CUDA graph), with the eager step's tokens, also after in-place weight updates."""
+    import torch._dynamo
+
+    model, prompts = tiny_qwen2()
+    model = model.eval()
+    torch._dynamo.reset()
+    graphs = torch._dynamo.utils.counters["stats"]
+    decoder = generation.StaticDecoder(model, 8, 64, torch.device("cpu"), compile=True)
+    for k in range(2):
+        compiled = generation.generate_all(model, IdTokenizer(), prompts, decoder=decoder, **GRAPH_KWARGS)
+        if k == 0:
+            assert graphs["unique_graphs"] >= 1
+            compiled_graphs = graphs["unique_graphs"]
+        assert graphs["unique_graphs"] == compiled_graphs, "weights updated in place must not recompile"
+        eager = generation.generate_all(model, IdTokenizer(), prompts, static_cache=False, **GRAPH_KWARGS)
+        assert compiled == eager
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p) * 0.3)
+    torch._dynamo.reset()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
-def test_cuda_graph_replays_follow_in_place_weight_updates():
+@pytest.mark.parametrize("compile", [False, True])
+def test_cuda_graph_replays_follow_in_place_weight_updates(compile):
     """GRPO keeps one StaticDecoder for the run: its replays must read the weights as the optimizer leaves them."""
     model, prompts = tiny_qwen2()
     model = model.cuda().eval()
-    decoder = generation.StaticDecoder(model, 8, 64, torch.device("cuda"))
+    decoder = generation.StaticDecoder(model, 8, 64, torch.device("cuda"), compile=compile)
     for _ in range(2):
         graphed = generation.generate_all(model, IdTokenizer(), prompts, decoder=decoder, **GRAPH_KWARGS)
         eager = generation.generate_all(model, IdTokenizer(), prompts, static_cache=False, **GRAPH_KWARGS)
@@ -345,7 +370,8 @@ def test_cuda_graph_replays_follow_in_place_weight_updates():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
-def test_cuda_graph_recorded_with_a_lora_fold_follows_adapter_updates():
+@pytest.mark.parametrize("compile", [False, True])
+def test_cuda_graph_recorded_with_a_lora_fold_follows_adapter_updates(compile):
     """GRPO's LoRA decode: recorded once within fold.folded(), replayed after optimizer steps on the adapter."""
     from peft import LoraConfig, get_peft_model
 
@@ -353,7 +379,7 @@ def test_cuda_graph_recorded_with_a_lora_fold_follows_adapter_updates():
     model = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "down_proj"],
                                              init_lora_weights=False)).cuda().eval()
     fold = generation.LoraFold.of(model)
-    decoder = generation.StaticDecoder(model, 8, 64, torch.device("cuda"))
+    decoder = generation.StaticDecoder(model, 8, 64, torch.device("cuda"), compile=compile)
     for _ in range(2):
         with fold.folded():
             graphed = generation.generate_all(model, IdTokenizer(), prompts, decoder=decoder, **GRAPH_KWARGS)

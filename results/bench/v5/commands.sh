@@ -4,9 +4,12 @@
 #   idle (~300 s): where_time_goes.py on full FT: the per-part breakdown, the profile and the GPU-idle report of
 #                  one step; then the same with --profile-stack (idle gaps charged to Python frames too); both
 #                  traces (compact, gzipped) in $OUT/trace_*.json.gz.
+#   compiled (~500 s): the CUDA-only tests (now also with StaticDecoder(compile=True)); floor and GRPO full /
+#                  LoRA r=64, stock TRL vs --fast_generation with the decode step compiled (grpo.py's default
+#                  now), 6 timed steps after 1 warm-up step (which compiles).
 # Every log goes to $OUT/work and is packed into $OUT/v5_<part>.tgz.
 set -uo pipefail
-PART=${1:?idle}
+PART=${1:?idle or compiled}
 OUT=${OUT:-results/bench/v5/out}
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"  # $WORK, env.txt, $BENCH, $DATA, $PY, run
 WTG="$PY results/bench/v2/where_time_goes.py --no-unsloth $DATA --parts grpo"
@@ -18,5 +21,9 @@ if [ "$PART" = idle ]; then
     sed -n '/GPU idle/,$p' "$WORK/idle_full.log" | head -60
     timeout 240 $WTG --grpo-variants full --profile-stack > "$WORK/idle_full_stack.log" 2>&1
     echo "== idle, full FT, Python frames: exit $?"; sed -n '/GPU idle/,$p' "$WORK/idle_full_stack.log" | head -60
+elif [ "$PART" = compiled ]; then
+    timeout 150 $PY -m pytest -q -p no:cacheprovider -rs tests/test_generation.py -k "cuda or compiled" > "$WORK/cuda_tests.log" 2>&1
+    echo "== cuda tests: exit $?"; tail -n 5 "$WORK/cuda_tests.log"
+    run grpo_compiled 420 --parts floor,grpo --grpo-steps 6
 fi
 tar czf "$OUT/v5_$PART.tgz" -C "$WORK" .
