@@ -7,11 +7,13 @@
 #   compiled (~500 s): the CUDA-only tests (now also with StaticDecoder(compile=True)); floor and GRPO full /
 #                  LoRA r=64, stock TRL vs --fast_generation with the decode step compiled (grpo.py's default
 #                  now), 6 timed steps after 1 warm-up step (which compiles).
-#   final (~450 s): the final code's bench JSON (training sequences padded to 64 tokens in both trainers):
-#                  floor, the eval at batch 256, GRPO full and LoRA over 6 timed steps.
+#   padded (~450 s, ran on 1952856: GRPOArguments.pad_to_multiple_of=64, since taken out): floor, the eval at
+#                  batch 256, GRPO full and LoRA over 6 timed steps (GRPO stopped at NaN gradients, see NOTES v5c).
+#   final (~250 s): masked_rows.py (NaN gradients from left-padded rows, per SDPA backend); floor and GRPO full
+#                  FT, stock vs fast (decode compiled, completions right-padded to 64 tokens), 6 timed steps.
 # Every log goes to $OUT/work and is packed into $OUT/v5_<part>.tgz.
 set -uo pipefail
-PART=${1:?idle, compiled or final}
+PART=${1:?idle, compiled, padded or final}
 OUT=${OUT:-results/bench/v5/out}
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"  # $WORK, env.txt, $BENCH, $DATA, $PY, run
 WTG="$PY results/bench/v2/where_time_goes.py --no-unsloth $DATA --parts grpo"
@@ -27,7 +29,11 @@ elif [ "$PART" = compiled ]; then
     timeout 150 $PY -m pytest -q -p no:cacheprovider -rs tests/test_generation.py -k "cuda or compiled" > "$WORK/cuda_tests.log" 2>&1
     echo "== cuda tests: exit $?"; tail -n 5 "$WORK/cuda_tests.log"
     run grpo_compiled 420 --parts floor,grpo --grpo-steps 6
-elif [ "$PART" = final ]; then
+elif [ "$PART" = padded ]; then
     run final 560 --parts floor,eval,grpo --grpo-steps 6
+elif [ "$PART" = final ]; then
+    timeout 90 $PY results/bench/v5/masked_rows.py > "$WORK/masked_rows.log" 2>&1
+    echo "== masked rows: exit $?"; grep "rows padded" "$WORK/masked_rows.log"
+    run final 320 --parts floor,grpo --grpo-variants full --grpo-steps 6
 fi
 tar czf "$OUT/v5_$PART.tgz" -C "$WORK" .
