@@ -12,8 +12,9 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 torch.manual_seed(0)
 config = Qwen2Config(vocab_size=1024, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                      num_attention_heads=4, num_key_value_heads=2, attn_implementation="sdpa")
-model = Qwen2ForCausalLM(config).cuda().to(torch.bfloat16)
-ids = torch.randint(0, 1024, (8, 384), device="cuda")
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: a dry run (most backends not run)
+model = Qwen2ForCausalLM(config).to(DEVICE, torch.bfloat16)
+ids = torch.randint(0, 1024, (8, 384), device=DEVICE)
 for rows in ("none", "half", "all"):
     mask = torch.ones_like(ids)
     padded = {"none": 0, "half": 4, "all": 8}[rows]
