@@ -9,11 +9,13 @@
 #                  now), 6 timed steps after 1 warm-up step (which compiles).
 #   padded (~450 s, ran on 1952856: GRPOArguments.pad_to_multiple_of=64, since taken out): floor, the eval at
 #                  batch 256, GRPO full and LoRA over 6 timed steps (GRPO stopped at NaN gradients, see NOTES v5c).
-#   final (~250 s): masked_rows.py (NaN gradients from left-padded rows, per SDPA backend); floor and GRPO full
-#                  FT, stock vs fast (decode compiled, completions right-padded to 64 tokens), 6 timed steps.
+#   final (~250 s, ran on 02a1fa6 with masked_rows.py's first, small-model form): masked_rows.py; floor and GRPO
+#                  full FT, stock vs fast (decode compiled, completions right-padded to 64 tokens), 6 timed steps
+#                  (stopped at NaN gradients again, see NOTES v5d).
+#   masked (~60 s): masked_rows.py at the 1.5B shape (which SDPA backend and padding give non-finite gradients).
 # Every log goes to $OUT/work and is packed into $OUT/v5_<part>.tgz.
 set -uo pipefail
-PART=${1:?idle, compiled, padded or final}
+PART=${1:?idle, compiled, padded, final or masked}
 OUT=${OUT:-results/bench/v5/out}
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"  # $WORK, env.txt, $BENCH, $DATA, $PY, run
 WTG="$PY results/bench/v2/where_time_goes.py --no-unsloth $DATA --parts grpo"
@@ -35,5 +37,8 @@ elif [ "$PART" = final ]; then
     timeout 90 $PY results/bench/v5/masked_rows.py > "$WORK/masked_rows.log" 2>&1
     echo "== masked rows: exit $?"; grep "rows padded" "$WORK/masked_rows.log"
     run final 320 --parts floor,grpo --grpo-variants full --grpo-steps 6
+elif [ "$PART" = masked ]; then
+    timeout 120 $PY results/bench/v5/masked_rows.py > "$WORK/masked_rows.log" 2>&1
+    echo "== masked rows: exit $?"; grep -e "padding" -e Error "$WORK/masked_rows.log"
 fi
 tar czf "$OUT/v5_$PART.tgz" -C "$WORK" .

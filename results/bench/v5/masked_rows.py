@@ -1,34 +1,54 @@
-"""Does a left-padded batch give NaN gradients, per SDPA backend? (v5c: grpo.py with pad_to_multiple_of=64 hit
-grad_norm nan at its first step on an H200.) A small random Qwen2 in bf16 on CUDA, forward + backward of the
-mean logit over the real tokens, with the first `pad` columns masked in some or all rows.
+"""Where do v5's NaN gradients come from? grpo.py's fast trainer with its training sequences padded to 64 tokens
+(left by TRL's pad_to_multiple_of, or right by our trainer) logged grad_norm nan at its first step on an H200,
+with every advantage 0 (loss 0). Without padding the same config never did. Here: a Qwen2.5-1.5B-shaped model
+(random bf16 weights, as bench.py), gradient checkpointing, bf16 autocast, 8 rows x 384 tokens; a loss that is
+0 x the logits (so any non-finite gradient comes from non-finite activations) and one that is not; masks with no
+padding, right padding (last 18 positions) and left padding (first 18 in half the rows); per SDPA backend.
 
-    python results/bench/v5/masked_rows.py
+    python results/bench/v5/masked_rows.py [--layers N]
 """
+
+import sys
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
+CUDA = torch.cuda.is_available()  # CPU: a dry run at toy size (most backends not run)
+DEVICE = "cuda" if CUDA else "cpu"
+LAYERS = int(sys.argv[sys.argv.index("--layers") + 1]) if "--layers" in sys.argv else (28 if CUDA else 2)
+ROWS, LENGTH, PAD = 8, 384, 18
+
 torch.manual_seed(0)
-config = Qwen2Config(vocab_size=1024, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
-                     num_attention_heads=4, num_key_value_heads=2, attn_implementation="sdpa")
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"  # CPU: a dry run (most backends not run)
-model = Qwen2ForCausalLM(config).to(DEVICE, torch.bfloat16)
-ids = torch.randint(0, 1024, (8, 384), device=DEVICE)
-for rows in ("none", "half", "all"):
-    mask = torch.ones_like(ids)
-    padded = {"none": 0, "half": 4, "all": 8}[rows]
-    mask[:padded, :64] = 0
-    for backend in (SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
-                    SDPBackend.MATH, None):
-        model.zero_grad()
-        try:
-            with sdpa_kernel(backend) if backend else torch.enable_grad():
-                logits = model(input_ids=ids, attention_mask=mask).logits
-                loss = (logits.float() * mask[..., None]).mean()
-                loss.backward()
-            bad = [n for n, p in model.named_parameters() if p.grad is not None and not p.grad.isfinite().all()]
-            print(f"rows padded: {rows:4s} | {str(backend or 'default'):32s} | logits finite on real tokens: "
-                  f"{bool(logits[mask.bool()].isfinite().all())} | non-finite grads: {len(bad)} {bad[:2]}")
-        except RuntimeError as e:
-            print(f"rows padded: {rows:4s} | {str(backend):32s} | not run: {str(e).splitlines()[0][:80]}")
+shape = dict(hidden_size=1536, intermediate_size=8960, num_attention_heads=12, num_key_value_heads=2,
+             vocab_size=151936) if CUDA else dict(hidden_size=256, intermediate_size=512, num_attention_heads=4,
+                                                   num_key_value_heads=2, vocab_size=1024)
+config = Qwen2Config(num_hidden_layers=LAYERS, rope_theta=1e6, tie_word_embeddings=True, **shape)
+config._attn_implementation = "sdpa"
+with torch.device(DEVICE):
+    model = Qwen2ForCausalLM(config).to(torch.bfloat16)
+model.gradient_checkpointing_enable()
+model.train()
+ids = torch.randint(0, config.vocab_size, (ROWS, LENGTH), device=DEVICE)
+masks = {"none": torch.ones_like(ids)}
+masks["right"] = masks["none"].clone()
+masks["right"][:, -PAD:] = 0
+masks["left"] = masks["none"].clone()
+masks["left"][: ROWS // 2, :PAD] = 0
+backends = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+for name, mask in masks.items():
+    for backend in backends + [None]:
+        for scale in (0.0, 1.0):
+            model.zero_grad()
+            try:
+                with sdpa_kernel(backend) if backend else torch.enable_grad(), torch.autocast(DEVICE, torch.bfloat16):
+                    logits = model(input_ids=ids, attention_mask=mask).logits
+                    keep = mask.bool()
+                    loss = scale * logits[keep].float().log_softmax(-1)[:, 0].mean()
+                    loss.backward()  # within: the recompute must take the same backend
+                bad = [n for n, p in model.named_parameters() if p.grad is not None and not p.grad.isfinite().all()]
+                print(f"padding {name:5s} | {str(backend or 'default'):28s} | loss x {scale} | logits finite: real "
+                      f"{bool(logits[keep].isfinite().all())}, padded {bool(logits[~keep].isfinite().all())} | "
+                      f"non-finite grads: {len(bad)} {bad[:1]}")
+            except RuntimeError as e:
+                print(f"padding {name:5s} | {str(backend):28s} | not run: {str(e).splitlines()[0][:60]}")
