@@ -46,8 +46,6 @@ from utils import (UserError, cli, correctness_reward, format_reward, is_correct
                    process_info)
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
-# --fast_generation pads each training sequence (prompt + completion) to a multiple of this many tokens
-SEQUENCE_ROUNDING = 64
 MAX_PROMPT_TOKENS = 512  # Unsloth/vLLM sequence budget = this + max_completion_length (our prompts: ~200)
 
 # ----------------------------------------------------------------------------
@@ -301,23 +299,6 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
                     or self.min_p or self.repetition_penalty != 1.0 or self.args.generation_kwargs
                     or self.accelerator.num_processes > 1)
 
-    def _generate_and_score_completions(self, inputs):
-        """TRL's, with the completions padded on the right (masked) so that prompt + completion is a multiple of
-        SEQUENCE_ROUNDING: cuDNN attention builds a plan for every new sequence length (~1 s forward and ~1 s
-        backward of host time on an H200), so a run meets a few lengths instead of one per step. On the right,
-        not TRL's pad_to_multiple_of: its left padding of every prompt gave NaN gradients on an H200 (a padded
-        query sees no key), while a padded completion token still sees its prompt. Text only: other inputs
-        carry per-token fields this does not pad."""
-        output = super()._generate_and_score_completions(inputs)
-        width = output["prompt_ids"].shape[1] + output["completion_ids"].shape[1]
-        pad = -width % SEQUENCE_ROUNDING
-        if pad and output.keys() <= PADDABLE:
-            for key, value in output.items():
-                if key in PER_COMPLETION_TOKEN and value is not None:
-                    fill = self.processing_class.pad_token_id if key == "completion_ids" else 0
-                    output[key] = torch.nn.functional.pad(value, (0, pad), value=fill)
-        return output
-
     def training_step(self, model, inputs, num_items_in_batch=None):
         with generation.fused_rms_norms(self.accelerator.unwrap_model(self.model)):
             return super().training_step(model, inputs, num_items_in_batch)
@@ -342,11 +323,6 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
                                    top_p=self.top_p, top_k=self.top_k or 0, batch_size=rows, seed=seed,
                                    progress=False, static_cache=False, decoder=self._decoder, return_ids=True)
         return [out[0]["token_ids"] for out in outputs], None  # ids up to and including EOS, as TRL's path
-
-
-# What TRL's _generate_and_score_completions returns for text; the per-token fields are (rows, completion width)
-PER_COMPLETION_TOKEN = {"completion_ids", "completion_mask", "old_per_token_logps", "ref_per_token_logps"}
-PADDABLE = PER_COMPLETION_TOKEN | {"prompt_ids", "prompt_mask", "advantages", "num_items_in_batch"}
 
 
 def build_trainer(model, tokenizer, peft_config, script_args, training_args, train_ds, val_records=()):

@@ -314,7 +314,7 @@ class TrainingDiverged(UserError):
 class JsonlLogCallback(TrainerCallback):
     """Append every logged dict (loss, eval loss, lr, rewards...) with its step to train_log.jsonl.
 
-    Stops training with a clear message the first time a loss is NaN or infinite.
+    Stops training with a clear message the first time a loss or the gradient norm is NaN or infinite.
     """
 
     def __init__(self, output_dir):
@@ -345,7 +345,7 @@ class JsonlLogCallback(TrainerCallback):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         with open(self.path, "a") as f:
             f.write(json.dumps(record, default=float) + "\n")
-        for key in ("loss", "eval_loss"):
+        for key in ("loss", "eval_loss", "grad_norm"):  # a NaN gradient has already reached the weights
             value = logs.get(key)
             if isinstance(value, (int, float)) and not math.isfinite(value):
                 raise TrainingDiverged(

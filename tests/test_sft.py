@@ -138,6 +138,17 @@ def test_nan_loss_stops_training_with_a_clear_error(tiny_model_dir, tiny_data, t
     assert not os.path.exists(tmp_path / "adapter_model.safetensors")
 
 
+def test_nan_gradient_norm_stops_training(tmp_path):
+    """A NaN gradient norm with a finite loss (v5 bench: all advantages 0, loss 0) has already reached the weights."""
+    from types import SimpleNamespace
+
+    callback = training.JsonlLogCallback(str(tmp_path))
+    state = SimpleNamespace(is_world_process_zero=True, global_step=3, epoch=0.5)
+    callback.on_log(None, state, None, logs={"loss": 0.0, "grad_norm": 0.2})
+    with pytest.raises(training.TrainingDiverged, match="grad_norm is nan at step 3: training diverged"):
+        callback.on_log(None, state, None, logs={"loss": 0.0, "grad_norm": float("nan")})
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--data", "missing.json"], "data file not found: missing.json"),
     (["--model", "no/such-model-dir"], "cannot load"),

@@ -9,13 +9,14 @@
 #                  now), 6 timed steps after 1 warm-up step (which compiles).
 #   padded (~450 s, ran on 1952856: GRPOArguments.pad_to_multiple_of=64, since taken out): floor, the eval at
 #                  batch 256, GRPO full and LoRA over 6 timed steps (GRPO stopped at NaN gradients, see NOTES v5c).
-#   final (~250 s, ran on 02a1fa6 with masked_rows.py's first, small-model form): masked_rows.py; floor and GRPO
-#                  full FT, stock vs fast (decode compiled, completions right-padded to 64 tokens), 6 timed steps
-#                  (stopped at NaN gradients again, see NOTES v5d).
-#   masked (~60 s): masked_rows.py at the 1.5B shape (which SDPA backend and padding give non-finite gradients).
+#   rightpad (~250 s; ran as part `final` on 35bab68, with masked_rows.py's first, small-model form): masked_rows.py;
+#                  floor and GRPO full FT, stock vs fast (decode compiled, completions right-padded to 64 tokens by
+#                  the fast trainer, since taken out), 6 timed steps (stopped at NaN gradients, see NOTES v5d).
+#   masked (~60 s; not run: no device time left): masked_rows.py at the 1.5B shape, lengths 411 and 448 (which
+#                  SDPA backend, length and padding give non-finite gradients).
 # Every log goes to $OUT/work and is packed into $OUT/v5_<part>.tgz.
 set -uo pipefail
-PART=${1:?idle, compiled, padded, final or masked}
+PART=${1:?idle, compiled, padded, rightpad or masked}
 OUT=${OUT:-results/bench/v5/out}
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"  # $WORK, env.txt, $BENCH, $DATA, $PY, run
 WTG="$PY results/bench/v2/where_time_goes.py --no-unsloth $DATA --parts grpo"
@@ -33,7 +34,7 @@ elif [ "$PART" = compiled ]; then
     run grpo_compiled 420 --parts floor,grpo --grpo-steps 6
 elif [ "$PART" = padded ]; then
     run final 560 --parts floor,eval,grpo --grpo-steps 6
-elif [ "$PART" = final ]; then
+elif [ "$PART" = rightpad ]; then
     timeout 90 $PY results/bench/v5/masked_rows.py > "$WORK/masked_rows.log" 2>&1
     echo "== masked rows: exit $?"; grep "rows padded" "$WORK/masked_rows.log"
     run final 320 --parts floor,grpo --grpo-variants full --grpo-steps 6
