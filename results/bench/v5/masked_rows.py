@@ -50,8 +50,9 @@ for name, (ids, mask) in cases.items():
                     loss = scale * logits[keep].float().log_softmax(-1)[:, 0].mean()
                     loss.backward()  # within: the recompute must take the same backend
                 bad = [n for n, p in model.named_parameters() if p.grad is not None and not p.grad.isfinite().all()]
-                print(f"length, padding {name:9s} | {str(backend or 'default'):28s} | loss x {scale} | logits finite: real "
-                      f"{bool(logits[keep].isfinite().all())}, padded {bool(logits[~keep].isfinite().all())} | "
+                print(f"length, padding {name:9s} | {str(backend or 'default'):28s} | loss x {scale} | logits "
+                      f"finite: real {bool(logits[keep].isfinite().all())}, "
+                      f"padded {bool(logits[~keep].isfinite().all())} | "
                       f"non-finite grads: {len(bad)} {bad[:1]}")
             except RuntimeError as e:
                 print(f"length, padding {name:9s} | {str(backend):28s} | not run: {str(e).splitlines()[0][:60]}")
