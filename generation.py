@@ -10,9 +10,10 @@ wastes padding. So the HF path here:
 - sorts prompts (each sample its own row) by length and decodes them in batches of neighbours;
 - stops each row at EOS: with the dynamic cache (CPU, training models) finished rows leave the batch and
   the cache at once; with the static cache they stop counting and the batch ends when all are done;
-- on CUDA uses a static KV cache and replays the decode step as a CUDA graph (recorded once per call; no
-  torch.compile: the first eval pass took ~2 s longer than the second on an H200, against a 41 s compile),
-  so a step costs the GPU's kernel time, not Python's launch time.
+- on CUDA uses a static KV cache and replays the decode step as a CUDA graph (recorded once per call; the
+  eval does not torch.compile it: the first eval pass took ~2 s longer than the second on an H200, against a
+  41 s compile), so a step costs the GPU's kernel time, not Python's launch time. A decoder kept for a whole
+  GRPO run can compile its step first (`StaticDecoder(compile=True)`);
   So there is exactly one decode shape per call: every batch has `batch_size` rows (the last is topped up
   with copies) and the cache holds the longest prompt plus `max_new_tokens`; prefill runs eagerly, so prompt
   lengths need no bucketing;
@@ -31,6 +32,7 @@ A LoRA is best merged before calling (modeling.load_model does); an unmerged PEF
 import contextlib
 import functools
 import inspect
+import warnings
 import weakref
 
 import torch
@@ -204,17 +206,20 @@ class StaticDecoder:
         from transformers import StaticCache
 
         self.width, self.length, self.device = width, length, device
-        # compile=True: the decode step through torch.compile (Inductor fuses the elementwise work between the
-        # matmuls: far fewer kernels per step), then recorded as above. The compile costs tens of seconds once
-        # per decoder, so it suits a decoder kept for a whole run (GRPO), not one eval.
-        self.compiled = torch.compile(model, dynamic=False) if compile else None
         self.cache = StaticCache(config=model.config, max_cache_len=length)
         # The recorded step's inputs and output: fixed buffers, refilled in place
         self.ids = torch.zeros((width, 1), dtype=torch.long, device=device)
         self.positions = torch.zeros((width, 1), dtype=torch.long, device=device)
         self.mask = torch.ones((width, length), dtype=torch.long, device=device)
         self.graph = self.graph_key = self.graph_model = self.logits = None
-        self.use_graph = device.type == "cuda" and _graph_safe(model, self.cache)
+        graph_safe = _graph_safe(model, self.cache)
+        self.use_graph = device.type == "cuda" and graph_safe
+        # compile=True: the decode step through torch.compile (Inductor fuses the elementwise work between the
+        # matmuls: far fewer kernels per step), then recorded as above. It compiles once per decoder (per cache
+        # size), tens of seconds, so it suits a decoder kept for a run (GRPO), not one eval. Not where a step's
+        # Python-side state changes (it would recompile every step), nor over Unsloth's patched layers (untried).
+        compile = compile and graph_safe and not is_unsloth_patched(model)
+        self.compiled_model, self.compiled = (model, torch.compile(model, dynamic=False)) if compile else (None, None)
 
     def run(self, model, ids, eos_ids, pad_id, max_new_tokens, sampler):
         device = self.device
@@ -252,9 +257,18 @@ class StaticDecoder:
             logits = self._decode_step(model, key)
 
     def _forward_step(self, model):
-        call = self.compiled if self.compiled is not None and self.compiled._orig_mod is model else None
-        return _forward(model, call=call, input_ids=self.ids, attention_mask=self.mask, position_ids=self.positions,
-                        past_key_values=self.cache).logits[:, -1]
+        inputs = dict(input_ids=self.ids, attention_mask=self.mask, position_ids=self.positions,
+                      past_key_values=self.cache)
+        if self.compiled is not None and model is self.compiled_model:
+            try:
+                return _forward(model, call=self.compiled, **inputs).logits[:, -1]
+            except Exception as error:  # the first call compiles (warm-up, not recording): fall back, once
+                if self.graph is not None:
+                    raise
+                warnings.warn(f"compiling the decode step failed ({type(error).__name__}: {str(error)[:200]}); "
+                              "decoding with the eager step (grpo.py --compile_decode false skips the compile)")
+                self.compiled = self.compiled_model = None
+        return _forward(model, **inputs).logits[:, -1]
 
     def _decode_step(self, model, key):
         if not self.use_graph:
@@ -282,7 +296,8 @@ class StaticDecoder:
         return logits
 
     def release(self):
-        self.compiled = self.cache = self.graph = self.graph_key = self.graph_model = self.logits = None
+        self.compiled = self.compiled_model = self.cache = self.graph = self.graph_key = self.graph_model = None
+        self.logits = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
@@ -296,6 +311,11 @@ def _graph_safe(model, cache):
     rope_types = [getattr(m, "rope_type", None) for m in model.modules()]
     rope_types = [t for r in rope_types if r for t in (r.values() if isinstance(r, dict) else [r])]
     return not any("dynamic" in t or t == "longrope" for t in rope_types)
+
+
+def is_unsloth_patched(model):
+    """Whether Unsloth's fast forwards replaced the model's own (they carry its fused QKV entry point)."""
+    return any(hasattr(m, "apply_qkv") for m in model.modules())
 
 
 def _graph_key(model):
@@ -345,8 +365,7 @@ class LoraFold:
     def of(cls, model):
         layers = [m for m in model.modules() if hasattr(m, "lora_A")]
         # Unsloth's LoRA kernels read the adapter's weights themselves and never call the layer's forward
-        unsloth = any(hasattr(m, "apply_qkv") for m in model.modules())
-        return cls(layers) if layers and not unsloth and all(map(cls._foldable, layers)) else None
+        return cls(layers) if layers and not is_unsloth_patched(model) and all(map(cls._foldable, layers)) else None
 
     @staticmethod
     def _foldable(m):

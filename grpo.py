@@ -72,9 +72,10 @@ class ScriptArguments:
                 "graphs on a GPU) instead of TRL's model.generate; vLLM, when used, still takes precedence. On a GPU "
                 "the training steps also run fused RMSNorm kernels. See FastGenerationGRPOTrainer and bench.py."})
     compile_decode: bool = field(default=True, metadata={
-        "help": "With --fast_generation on a GPU: compile the recorded decode step with torch.compile (once per "
-                "run, at the first step: tens of seconds; then fewer kernels per token). --compile_decode false "
-                "records the eager step."})
+        "help": "With --fast_generation on a GPU: compile the recorded decode step with torch.compile (tens of "
+                "seconds at the first step, and again only if longer prompts grow the cache; then fewer kernels "
+                "per token; a failed compile falls back to the eager step with a warning). --compile_decode "
+                "false records the eager step."})
 
 
 @dataclass
@@ -277,9 +278,9 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
 
     TRL's plain path calls `model.generate` with a dynamic cache: ~34 ms per decode step at batch 64 for a 1.5B
     model on an H100, so 256 tokens cost ~9 s of every step. Here, on CUDA, one static KV cache and one decode
-    step recorded as a CUDA graph serve the whole run (compiled with torch.compile, unless --compile_decode
-    false, and recorded at the first step). It reads the policy's
-    weights in place; a LoRA is folded into a copy of the adapted weights before each generation
+    step recorded as a CUDA graph serve the whole run (compiled with torch.compile unless --compile_decode
+    false, and recorded at the first step). It reads the policy's weights in place; a LoRA is folded into a
+    copy of the adapted weights before each generation
     (generation.LoraFold: the base weights are never written, so no bf16 rounding accumulates in them).
     Only the hook that turns prompt ids into completion ids is replaced; rewards, advantages and the loss are
     TRL's own code. vLLM, continuous batching, multi-process runs, images and sampling options our sampler

@@ -345,7 +345,10 @@ class JsonlLogCallback(TrainerCallback):
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         with open(self.path, "a") as f:
             f.write(json.dumps(record, default=float) + "\n")
-        for key in ("loss", "eval_loss", "grad_norm"):  # a NaN gradient has already reached the weights
+        # A non-finite gradient norm has reached the weights, except under fp16's loss scaling, where an
+        # overflowing step is expected now and then and is skipped
+        keys = ("loss", "eval_loss") + (() if args.fp16 else ("grad_norm",))
+        for key in keys:
             value = logs.get(key)
             if isinstance(value, (int, float)) and not math.isfinite(value):
                 raise TrainingDiverged(

@@ -197,7 +197,11 @@ def test_graph_only_where_a_recording_stays_right(lively):
         config = Qwen2Config(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                              num_attention_heads=4, num_key_value_heads=2, **extra)
         model = Qwen2ForCausalLM(config)
-        return generation._graph_safe(model, StaticCache(config=config, max_cache_len=32))
+        safe = generation._graph_safe(model, StaticCache(config=config, max_cache_len=32))
+        # nor is the step compiled there: a Python-side change per step would recompile it every step
+        compiled = generation.StaticDecoder(model, 2, 32, torch.device("cpu"), compile=True).compiled is not None
+        assert compiled == safe
+        return safe
 
     assert tiny()
     assert not tiny(use_sliding_window=True, sliding_window=8, max_window_layers=0)
@@ -337,20 +341,38 @@ def test_compiled_decode_step_gives_the_same_tokens_and_follows_weight_updates()
     model, prompts = tiny_qwen2()
     model = model.eval()
     torch._dynamo.reset()
-    graphs = torch._dynamo.utils.counters["stats"]
+    try:
+        graphs = torch._dynamo.utils.counters["stats"]
+        decoder = generation.StaticDecoder(model, 8, 64, torch.device("cpu"), compile=True)
+        for k in range(2):
+            compiled = generation.generate_all(model, IdTokenizer(), prompts, decoder=decoder, **GRAPH_KWARGS)
+            if k == 0:
+                assert graphs["unique_graphs"] >= 1
+                compiled_graphs = graphs["unique_graphs"]
+            assert graphs["unique_graphs"] == compiled_graphs, "weights updated in place must not recompile"
+            eager = generation.generate_all(model, IdTokenizer(), prompts, static_cache=False, **GRAPH_KWARGS)
+            assert compiled == eager
+            with torch.no_grad():
+                for p in model.parameters():
+                    p.add_(torch.randn_like(p) * 0.3)
+    finally:
+        torch._dynamo.reset()
+
+
+def test_a_decode_step_that_fails_to_compile_runs_eagerly(monkeypatch):
+    """compile=True is grpo.py's default on CUDA: a compile error (no Triton, an untried model) must not stop
+    training; the decoder warns once and keeps the eager step."""
+    def failing(*args, **kwargs):
+        raise RuntimeError("no backend")
+
+    model, prompts = tiny_qwen2()
+    model = model.eval()
+    monkeypatch.setattr(torch, "compile", lambda module, **kwargs: failing)
     decoder = generation.StaticDecoder(model, 8, 64, torch.device("cpu"), compile=True)
-    for k in range(2):
-        compiled = generation.generate_all(model, IdTokenizer(), prompts, decoder=decoder, **GRAPH_KWARGS)
-        if k == 0:
-            assert graphs["unique_graphs"] >= 1
-            compiled_graphs = graphs["unique_graphs"]
-        assert graphs["unique_graphs"] == compiled_graphs, "weights updated in place must not recompile"
-        eager = generation.generate_all(model, IdTokenizer(), prompts, static_cache=False, **GRAPH_KWARGS)
-        assert compiled == eager
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(torch.randn_like(p) * 0.3)
-    torch._dynamo.reset()
+    with pytest.warns(UserWarning, match="compiling the decode step failed .RuntimeError: no backend"):
+        tokens = generation.generate_all(model, IdTokenizer(), prompts, decoder=decoder, **GRAPH_KWARGS)
+    assert decoder.compiled is None
+    assert tokens == generation.generate_all(model, IdTokenizer(), prompts, static_cache=False, **GRAPH_KWARGS)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")

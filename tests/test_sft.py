@@ -144,9 +144,12 @@ def test_nan_gradient_norm_stops_training(tmp_path):
 
     callback = training.JsonlLogCallback(str(tmp_path))
     state = SimpleNamespace(is_world_process_zero=True, global_step=3, epoch=0.5)
-    callback.on_log(None, state, None, logs={"loss": 0.0, "grad_norm": 0.2})
+    bf16, fp16 = SimpleNamespace(fp16=False), SimpleNamespace(fp16=True)
+    callback.on_log(bf16, state, None, logs={"loss": 0.0, "grad_norm": 0.2})
+    # fp16's loss scaler skips a step whose gradients overflow: that one is not divergence
+    callback.on_log(fp16, state, None, logs={"loss": 0.0, "grad_norm": float("inf")})
     with pytest.raises(training.TrainingDiverged, match="grad_norm is nan at step 3: training diverged"):
-        callback.on_log(None, state, None, logs={"loss": 0.0, "grad_norm": float("nan")})
+        callback.on_log(bf16, state, None, logs={"loss": 0.0, "grad_norm": float("nan")})
 
 
 @pytest.mark.parametrize("extra, message", [

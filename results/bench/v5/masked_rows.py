@@ -55,4 +55,5 @@ for name, (ids, mask) in cases.items():
                       f"padded {bool(logits[~keep].isfinite().all())} | "
                       f"non-finite grads: {len(bad)} {bad[:1]}")
             except RuntimeError as e:
-                print(f"length, padding {name:9s} | {str(backend):28s} | not run: {str(e).splitlines()[0][:60]}")
+                print(f"length, padding {name:9s} | {str(backend or 'default'):28s} | not run: "
+                      f"{str(e).splitlines()[0][:60]}")
