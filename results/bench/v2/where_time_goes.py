@@ -86,6 +86,7 @@ def gpu_idle(kernels, host_ops, labels, min_gap_ns=5_000):
 
 
 DEVICE_WORK = ("kernel", "gpu_memcpy", "gpu_memset")  # trace categories; not gpu_user_annotation's spans
+HOST_WORK = ("cpu_op", "cuda_runtime", "cuda_driver", "python_function")  # aten ops, CUDA calls, Python frames
 
 
 def trace_events(profiler):
@@ -110,6 +111,14 @@ def trace_events(profiler):
     return events
 
 
+def load_trace(path):
+    """The spans trace_events saved to $WTG_TRACE_DIR, as it returned them."""
+    with gzip.open(path, "rt") as f:
+        packed = json.load(f)
+    names = packed["names"]
+    return [(names[c], t, a, b, names[n]) for c, t, a, b, n in packed["events"]]
+
+
 def print_gpu_idle(events, title, rows=15):
     kernels, host, labels = [], collections.defaultdict(list), []
     for category, thread, start, end, name in events:
@@ -117,7 +126,7 @@ def print_gpu_idle(events, title, rows=15):
             kernels.append((start, end))
         elif category == "user_annotation":  # timed()'s record_function, TRL's profiling context
             labels.append((start, end, name))
-        elif category in ("cpu_op", "cuda_runtime", "cuda_driver", "python_function"):
+        elif category in HOST_WORK:
             host[thread].append((start, end, name))
     total, by_cause = gpu_idle(kernels, host, labels)
     print(f"\n== {title}: GPU idle {total / 1e9:.3f} s between its first and last kernel; by marked region and "

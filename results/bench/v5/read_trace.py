@@ -7,20 +7,16 @@ busy each host thread was (the union of its spans over the region's wall time).
 """
 
 import collections
-import gzip
-import json
+import importlib.util
+import os
 import statistics
 import sys
 
-DEVICE_WORK = ("kernel", "gpu_memcpy", "gpu_memset")
-HOST = ("cpu_op", "cuda_runtime", "cuda_driver", "python_function")
-
-
-def load(path):
-    with gzip.open(path, "rt") as f:
-        packed = json.load(f)
-    names = packed["names"]
-    return [(names[c], t, a, b, names[n]) for c, t, a, b, n in packed["events"]]
+# the trace's format and categories are where_time_goes.py's, which writes it
+_spec = importlib.util.spec_from_file_location(
+    "where_time_goes", os.path.join(os.path.dirname(__file__), "..", "v2", "where_time_goes.py"))
+wtg = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(wtg)
 
 
 def union(spans, start, end):
@@ -35,9 +31,9 @@ def union(spans, start, end):
 
 
 def read(path):
-    events = load(path)
+    events = wtg.load_trace(path)
     print(f"== {path}: {len(events)} spans")
-    kernels = [(a, b) for c, t, a, b, n in events if c in DEVICE_WORK]
+    kernels = [(a, b) for c, t, a, b, n in events if c in wtg.DEVICE_WORK]
     first = min(a for a, b in kernels)
     for name in ("aten::_cudnn_attention_forward", "aten::_cudnn_attention_backward"):
         calls = sorted((b - a) / 1e6 for c, t, a, b, n in events if c == "cpu_op" and n == name)
@@ -54,7 +50,7 @@ def read(path):
           f"{(loss_end - a) / 1e6:.1f} ms, the rest (backward) {(b - loss_end) / 1e6:.1f} ms")
     threads = collections.defaultdict(list)
     for c, t, x, y, n in events:
-        if c in HOST and a <= x and y <= b:
+        if c in wtg.HOST_WORK and a <= x and y <= b:
             threads[t].append((c, x, y))
     for t, spans in sorted(threads.items()):
         kinds = collections.Counter(c for c, x, y in spans)
