@@ -81,8 +81,8 @@ def parse_args(argv=None):
     p.add_argument("--grpo-steps", type=int, default=3, help="timed optimizer steps (median reported)")
     p.add_argument("--eager-decode", action="store_true",
                    help="GRPO fast path: record the decode step uncompiled (grpo.py --compile_decode false)")
-    p.add_argument("--eager-layers", action="store_true",
-                   help="GRPO fast path: run the training step's decoder layers eagerly (grpo.py --compile_layers false)")
+    p.add_argument("--compile-layers", action="store_true",
+                   help="GRPO fast path: the training step's decoder stack compiled (grpo.py --compile_layers)")
     p.add_argument("--grpo-beta", type=float, default=0.0, help="KL coefficient (TRL's default 0: no reference model)")
     p.add_argument("--warmup-steps", type=int, default=1, help="untimed steps first (GRPO, SFT): graph recording, allocator")
     p.add_argument("--lora-r", type=int, default=64, help="LoRA rank (alpha = rank, all 7 projections, as the study)")
@@ -305,7 +305,7 @@ def grpo_trainer(args, tokenizer, lora, fast, output_dir):
         max_completion_length=args.grpo_tokens, max_steps=steps, beta=args.grpo_beta, seed=args.seed,
         logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, use_vllm=False)
     script_args = grpo.ScriptArguments(fast_generation=fast, val_steps=0, compile_decode=not args.eager_decode,
-                                      compile_layers=not args.eager_layers)
+                                      compile_layers=args.compile_layers)
     peft_config = lora_config(args) if lora else None
     model = build_model(args, tokenizer)
     train_ds = training.conversational_dataset(records, columns=("prompt", "answer"))

@@ -69,6 +69,7 @@ def test_yaml_config_then_flags(tmp_path):
     (["--temperature", "0"], "> 0"),
     (["--val_steps", "-1"], "--val_steps"),
     (["--resume_from_checkpoint", "x"], "use --resume"),
+    (["--compile_layers", "true"], "pass both"),
     (["--no-such-flag"], "no-such-flag"),
 ])
 def test_bad_flags_are_user_errors(argv, message):
@@ -211,3 +212,26 @@ def test_init_adapter_is_trainable(tmp_path, tiny_model_dir, tiny_data):
         grpo.build_model(script_args.__class__(**{**vars(script_args), "init_adapter": str(tmp_path)}),
                          model_args, args)
 
+
+def test_a_decoder_stack_that_fails_to_compile_trains_eagerly(tiny_model_dir):
+    """--compile_layers: a compile error warns once and leaves the eager forward, with the same outputs."""
+    from transformers import AutoModelForCausalLM
+
+    import generation
+
+    def broken_backend(graph, example_inputs):
+        raise RuntimeError("no kernels today")
+
+    torch._dynamo.reset()
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = torch.randint(0, 100, (2, 7))
+    expected = model(input_ids=ids).logits
+    fallback = training.CompileFallback()
+    [stack] = training.decoder_stacks(model)
+    assert stack is model.model
+    with generation.replaced_forwards({stack: training.compiled_forward(stack, broken_backend, fallback)}):
+        with pytest.warns(UserWarning, match="compiling the decoder layers failed.*no kernels today"):
+            logits = model(input_ids=ids).logits
+        assert fallback.failed
+        torch.testing.assert_close(logits, expected)
+        torch.testing.assert_close(model(input_ids=ids).logits, expected)  # no second try, no second warning
