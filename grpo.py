@@ -82,8 +82,10 @@ class ScriptArguments:
                 "checkpointing's recompute) runs the whole decoder stack through one torch.compile graph (dynamic "
                 "sequence length) and attention without cuDNN's kernel (whose host-side plan build for each new "
                 "length took ~1 s). Pays in long runs only: on an H200 at 8 prompts x 8 x 256 tokens, full fine-tune, "
-                "steps took 1.6-1.7 s instead of ~2.1-2.6 s, after a first step of ~240 s (compile; a LoRA's took "
-                "longer, not measured to the end). Off: eager layers with fused RMSNorm kernels."})
+                "steps took 1.6-1.7 s instead of ~2.1-2.6 s (peak memory 15.7 instead of 14.2 GiB), after a first "
+                "step of ~240 s (compile; a LoRA's took longer, not measured to the end). Not with Unsloth's "
+                "patched layers; untested with several processes, DeepSpeed and 4-bit weights. Off: eager layers "
+                "with fused RMSNorm kernels."})
 
 
 @dataclass
@@ -308,7 +310,7 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
     compile_backend = "inductor"  # CPU tests use aot_eager: dynamo's graphs without Inductor's slow CPU compile
     _decoder = None  # the StaticDecoder kept across steps
     _lora_fold = None  # with it, a generation.LoraFold (None: no LoRA or one that cannot fold)
-    _layer_forwards = None  # ({stack: compiled forward}, {stack: its own forward}), built at the first step
+    _layer_forwards = None  # ({stack: compiled forward}, {stack: class forward}), built at the first step
     _compile_fallback = None  # training.CompileFallback of the compiled stack: set once a compile failed
     _cudnn_attention = None  # whether SDPA may pick cuDNN outside the training step: the decode keeps that
 
@@ -317,9 +319,10 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
                     or self.min_p or self.repetition_penalty != 1.0 or self.args.generation_kwargs
                     or self.accelerator.num_processes > 1)
 
-    def _layers(self, model):
-        """({decoder stack: compiled forward}, {decoder stack: its own forward}); both empty without
-        --compile_layers. The own forwards serve the decode, which TRL runs inside the training step."""
+    def _stack_forwards(self, model):
+        """({decoder stack: compiled forward}, {decoder stack: its class's forward}); both empty without
+        --compile_layers (or with Unsloth's patched layers). The class forwards serve the decode, which TRL runs
+        inside the training step."""
         if self._layer_forwards is None:
             on = self.compile_layers and not generation.is_unsloth_patched(model)
             stacks = training.decoder_stacks(model) if on else []
@@ -330,9 +333,9 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         unwrapped = self.accelerator.unwrap_model(self.model)
-        compiled, _ = self._layers(unwrapped)
-        # A compiled stack fuses its own norms. (With a compiled graph per layer, v4, the fused-norm forwards,
-        # one object per layer, made it recompile for every layer: past the recompile limit most ran eagerly.)
+        compiled, _ = self._stack_forwards(unwrapped)
+        compiled = {} if self._compile_fallback.failed else compiled
+        # A compiled stack fuses its own norms; fused-norm forwards inside would be guarded per layer (NOTES v6)
         norms = contextlib.nullcontext() if compiled else generation.fused_rms_norms(unwrapped)
         self._cudnn_attention = torch.backends.cuda.cudnn_sdp_enabled()
         # around TRL's whole step: gradient checkpointing recomputes the layers in the backward the same way
@@ -340,7 +343,7 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
             return super().training_step(model, inputs, num_items_in_batch)
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        _, eager = self._layers(self.accelerator.unwrap_model(self.model))
+        _, eager = self._stack_forwards(self.accelerator.unwrap_model(self.model))
         with generation.replaced_forwards(eager), training.cudnn_attention(self._cudnn_attention):
             return self._fast_or_trl_generate(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
 

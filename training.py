@@ -387,9 +387,20 @@ def cudnn_attention(enabled):
 
 
 def decoder_stacks(model):
-    """The modules that run the decoder layers (Qwen2Model in Qwen2ForCausalLM, also under PEFT)."""
-    return [m for m in model.modules()
-            if any(isinstance(layer, GradientCheckpointingLayer) for layer in getattr(m, "layers", ()))]
+    """The modules that run the decoder layers (Qwen2Model in Qwen2ForCausalLM, also under PEFT). compiled_forward
+    assumes a Llama-style stack, which reads input_ids only to embed them."""
+    return [m for m in model.modules() if isinstance(getattr(m, "layers", None), torch.nn.ModuleList)
+            and any(isinstance(layer, GradientCheckpointingLayer) for layer in m.layers)]
+
+
+def _backward_compiled_with_forward():
+    """Within: AOTAutograd compiles a graph's backward at its first forward, where a failure can still fall back
+    (by default it may wait for the first backward, inside TRL's step). A no-op on torch without the switch."""
+    from torch._functorch import config
+
+    if not hasattr(config, "force_non_lazy_backward_lowering"):
+        return contextlib.nullcontext()
+    return config.patch(force_non_lazy_backward_lowering=True)
 
 
 @functools.cache
@@ -419,12 +430,13 @@ def compiled_forward(module, backend, fallback):
             kwargs["inputs_embeds"] = module.get_input_embeddings()(kwargs.pop("input_ids"))
         if not fallback.failed:
             try:
-                return compiled(module, *args, **kwargs)
+                with _backward_compiled_with_forward():
+                    return compiled(module, *args, **kwargs)
             except torch._dynamo.exc.TorchDynamoException as error:  # not checkpoint's own early-stop signal
                 fallback.failed = True
                 reason = " ".join(str(error).split())[:200]  # one line
                 warnings.warn(f"compiling the decoder layers failed ({type(error).__name__}: {reason}); "
-                              "training with the eager layers (without grpo.py --compile_layers there is no compile)")
+                              "training with the eager layers (leave --compile_layers off to skip this compile)")
         return eager(module, *args, **kwargs)
 
     return forward

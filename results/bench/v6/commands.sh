@@ -8,10 +8,11 @@
 #                  TORCH_LOGS=recompiles,graph_breaks.
 #   lora (~350 s and more; ran at 6aa12b4 in stack_lora/ and timed out within the fast trainer's first step):
 #                  GRPO LoRA alone, 3 timed steps.
-#   parts (~300 s; ran with the first form of compile_layers, one compiled graph per decoder layer, in parts/):
+#   parts (~300 s; ran with the first form of compile_layers, one compiled graph per decoder layer, which no
+#                  commit holds (at HEAD this part compiles the stack); results in parts/):
 #                  where_time_goes.py on full FT (seconds per step in decode / loss forwards / backwards, a profile
 #                  and the GPU-idle report of one step), compiled and eager.
-# layers/ holds the first run of that per-layer form (CUDA-only tests, floor, GRPO full FT, 6 timed steps); its
+# layers/ holds the first run of that uncommitted per-layer form (CUDA-only tests, floor, GRPO full FT, 6 timed steps); its
 # tests errored only at setup of the one that needs the embedded SmolLM2 (not on the GPU machine).
 # Every log goes to $OUT/work and is packed into $OUT/v6_<part>.tgz.
 set -uo pipefail
