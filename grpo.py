@@ -310,7 +310,7 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
     compile_backend = "inductor"  # CPU tests use aot_eager: dynamo's graphs without Inductor's slow CPU compile
     _decoder = None  # the StaticDecoder kept across steps
     _lora_fold = None  # with it, a generation.LoraFold (None: no LoRA or one that cannot fold)
-    _layer_forwards = None  # ({stack: compiled forward}, {stack: class forward}), built at the first step
+    _stack_forward_maps = None  # ({stack: compiled forward}, {stack: class forward}), built at the first step
     _compile_fallback = None  # training.CompileFallback of the compiled stack: set once a compile failed
     _cudnn_attention = None  # whether SDPA may pick cuDNN outside the training step: the decode keeps that
 
@@ -323,13 +323,13 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
         """({decoder stack: compiled forward}, {decoder stack: its class's forward}); both empty without
         --compile_layers (or with Unsloth's patched layers). The class forwards serve the decode, which TRL runs
         inside the training step."""
-        if self._layer_forwards is None:
+        if self._stack_forward_maps is None:
             on = self.compile_layers and not generation.is_unsloth_patched(model)
             stacks = training.decoder_stacks(model) if on else []
             self._compile_fallback = fallback = training.CompileFallback()
-            self._layer_forwards = ({m: training.compiled_forward(m, self.compile_backend, fallback) for m in stacks},
-                                    {m: functools.partial(type(m).forward, m) for m in stacks})
-        return self._layer_forwards
+            compiled = {m: training.compiled_forward(m, self.compile_backend, fallback) for m in stacks}
+            self._stack_forward_maps = compiled, {m: functools.partial(type(m).forward, m) for m in stacks}
+        return self._stack_forward_maps
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         unwrapped = self.accelerator.unwrap_model(self.model)

@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import os
+import warnings
 
 import pytest
 import torch
@@ -237,7 +238,7 @@ def test_a_decoder_stack_that_fails_to_compile_trains_eagerly(tiny_model_dir, fa
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     ids = torch.randint(0, 100, (2, 7))
     model(input_ids=ids).logits.sum().backward()
-    expected = model(input_ids=ids).logits.detach(), [p.grad.clone() for p in model.parameters()]
+    expected_logits, expected_grads = model(input_ids=ids).logits.detach(), [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     fallback = training.CompileFallback()
     [stack] = training.decoder_stacks(model)
@@ -247,12 +248,10 @@ def test_a_decoder_stack_that_fails_to_compile_trains_eagerly(tiny_model_dir, fa
             logits = model(input_ids=ids).logits
         assert fallback.failed and calls == [1]
         logits.sum().backward()
-        torch.testing.assert_close(logits, expected[0])
-        for grad, expected_grad in zip((p.grad for p in model.parameters()), expected[1]):
+        torch.testing.assert_close(logits, expected_logits)
+        for grad, expected_grad in zip((p.grad for p in model.parameters()), expected_grads):
             torch.testing.assert_close(grad, expected_grad)
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # no second warning
-            torch.testing.assert_close(model(input_ids=ids).logits, expected[0])
+            torch.testing.assert_close(model(input_ids=ids).logits, expected_logits)
         assert calls == [1]  # no second try
