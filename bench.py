@@ -75,6 +75,8 @@ def parse_args(argv=None):
     p.add_argument("--plain-prompts", type=int, default=None,
                    help="run plain generate on the first N prompts only and scale its time to all (default: all)")
     p.add_argument("--grpo-variants", default="full,lora", help="comma-separated subset of full,lora")
+    p.add_argument("--grpo-paths", default="fast,stock",
+                   help="comma-separated subset of fast (grpo.py --fast_generation), stock (TRL's GRPOTrainer)")
     p.add_argument("--grpo-prompts", type=int, default=8, help="prompts per optimizer step")
     p.add_argument("--grpo-generations", type=int, default=8, help="completions per prompt")
     p.add_argument("--grpo-tokens", type=int, default=256, help="max completion tokens")
@@ -95,6 +97,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.eval_repeats < 1:
         p.error("--eval-repeats must be at least 1")
+    if not args.grpo_paths or set(args.grpo_paths.split(",")) - {"fast", "stock"}:
+        p.error("--grpo-paths takes fast, stock or fast,stock")
     args.device = torch.device(args.device)
     args.dtype = getattr(torch, args.dtype) if args.dtype else modeling.default_dtype(args.device.type)
     name = torch.cuda.get_device_name(args.device) if args.device.type == "cuda" else "cpu"
@@ -151,6 +155,24 @@ def eval_prompts(args):
         records = [{"prompt": gsm8k_prompt("Natalia sold clips to 48 of her friends in April. " * 5 + "How many?")}]
         source = "synthetic GSM8K-length prompts (GSM8K files not found)"
     return [records[i % len(records)]["prompt"] for i in range(args.eval_prompts)], source
+
+
+def plain_generate(model, tokenizer, prompts, batch_size, max_new_tokens):
+    """The baseline: `model.generate` on batches in prompt order, left-padded, dynamic cache (transformers'
+    default), greedy; the generated ids of each prompt up to and including EOS."""
+    tokenizer.padding_side = "left"
+    eos = generation._eos_ids(model, tokenizer)
+    ids = []
+    for k in range(0, len(prompts), batch_size):
+        texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+                 for p in prompts[k:k + batch_size]]
+        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+        out = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
+                             pad_token_id=tokenizer.pad_token_id)
+        for row in out[:, batch["input_ids"].shape[1]:].tolist():
+            end = next((i + 1 for i, t in enumerate(row) if t in eos), len(row))
+            ids.append(row[:end])
+    return ids
 
 
 def lora_config(args):
@@ -249,22 +271,11 @@ def bench_eval(args, tokenizer, floor):
     fast_s = repeats[0]
     fast_tokens = sum(out[0]["num_tokens"] for out in fast)
 
-    # Plain generate: batches in prompt order, left-padded, dynamic cache (transformers' default)
     cuda = args.device.type == "cuda"
     batch_size = args.eval_batch_size or (generation.CUDA_BATCH_SIZE if cuda else generation.CPU_BATCH_SIZE)
     subset = prompts[:args.plain_prompts or len(prompts)]
-    tokenizer.padding_side = "left"
-    eos = generation._eos_ids(model, tokenizer)
-    plain_ids, start = [], time.perf_counter()
-    for k in range(0, len(subset), batch_size):
-        texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
-                 for p in subset[k:k + batch_size]]
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(args.device)
-        out = model.generate(**batch, do_sample=False, max_new_tokens=args.eval_tokens,
-                             pad_token_id=tokenizer.pad_token_id)
-        for row in out[:, batch["input_ids"].shape[1]:].tolist():
-            end = next((i + 1 for i, t in enumerate(row) if t in eos), len(row))
-            plain_ids.append(row[:end])
+    start = time.perf_counter()
+    plain_ids = plain_generate(model, tokenizer, subset, batch_size, args.eval_tokens)
     sync(args.device)
     plain_s = time.perf_counter() - start
     scale = len(prompts) / len(subset)
@@ -463,7 +474,7 @@ def main(argv=None):
 
 def grpo_pair(args, tokenizer, floor, lora):
     pair = {}
-    for path in ("fast", "stock"):
+    for path in args.grpo_paths.split(","):
         try:
             pair[path] = bench_grpo(args, tokenizer, floor, lora, fast=path == "fast")
         except Exception as e:

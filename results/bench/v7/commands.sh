@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# bench v7 (issue 7), one GPU. From the repo root, with trl/datasets importable:
+#     OUT=/some/dir bash results/bench/v7/commands.sh eval|lora|lora_again|final
+#   eval (~300 s): eval_sweep.py: our eval path at batch widths 256 (5 x 256 + 39 topped up), 220, 264, 330, 440,
+#                  660 (6, 6, 5, 4, 3, 2 even batches of the 1319 prompts) after one untimed pass; plain generate
+#                  at 256 and 440; peak memory of each.
+#   lora (~580 s): GRPO LoRA r=64 with --compile-layers, fast path only, 3 timed steps; Inductor's cache in
+#                  /tmp/inductor-v7 (outside $OUT: the machine keeps it while warm).
+#   lora_again (~400 s, right after lora on the same machine): the same fast run in a second process (Inductor's
+#                  cache from lora), then stock TRL on the same config.
+#   final (~150 s): floor and eval at the committed defaults, as bench.py runs them.
+# Every log goes to $OUT/work and is packed into $OUT/v7_<part>.tgz.
+set -uo pipefail
+PART=${1:?eval, lora, lora_again or final}
+OUT=${OUT:-results/bench/v7/out}
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"  # $WORK, env.txt, $BENCH, $DATA, $PY, run
+export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-v7
+
+if [ "$PART" = eval ]; then
+    timeout 420 $PY results/bench/v7/eval_sweep.py $DATA --ours 256,220,264,330,440,660 --plain 256,440 \
+        --out "$WORK/eval_sweep.json" > "$WORK/eval_sweep.log" 2>&1
+    echo "== eval sweep: exit $?"; grep "width" "$WORK/eval_sweep.log"
+elif [ "$PART" = lora ]; then
+    run grpo_lora_compile 580 --parts floor,grpo --grpo-variants lora --grpo-paths fast --grpo-steps 3 --compile-layers
+elif [ "$PART" = lora_again ]; then
+    run grpo_lora_again 580 --parts floor,grpo --grpo-variants lora --grpo-steps 3 --compile-layers
+elif [ "$PART" = final ]; then
+    run final_eval 300 --parts floor,eval
+fi
+tar czf "$OUT/v7_$PART.tgz" -C "$WORK" .
