@@ -68,7 +68,8 @@ def parse_args(argv=None):
     p.add_argument("--eval-prompts", type=int, default=1319, help="GSM8K test prompts to generate for (1319 = all)")
     p.add_argument("--eval-tokens", type=int, default=256, help="new tokens per prompt (greedy)")
     p.add_argument("--eval-batch-size", type=int, default=None,
-                   help="rows per batch, both paths (default: generation.py's, 256 on cuda, 16 on cpu)")
+                   help="most rows per batch, both paths (ours splits the prompts evenly into the fewest such "
+                        "batches, plain generate takes them in order; default: generation.py's, 256 on cuda, 16 on cpu)")
     p.add_argument("--eval-repeats", type=int, default=1,
                    help="run our eval path N times in one process; the first pass minus the fastest later one "
                         "estimates the one-off warm-up (the table reports the first)")
@@ -284,8 +285,9 @@ def bench_eval(args, tokenizer, floor):
     pairs = [(f[0]["token_ids"], p) for f, p in zip(fast, plain_ids)]
     prefix = [next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b))) for a, b in pairs]
     contexts = [len(generation._encode(tokenizer, p)) + args.eval_tokens / 2 for p in prompts]
-    batches = -(-len(prompts) // batch_size)
-    floor_s = decode_floor(floor, batch_size, batches * args.eval_tokens,
+    width = generation.even_width(len(prompts), batch_size)  # ours: even batches of at most batch_size
+    batches = -(-len(prompts) // width)
+    floor_s = decode_floor(floor, width, batches * args.eval_tokens,
                            sum(contexts) / len(contexts))
     return {
         "prompts": len(prompts), "source": source, "new_tokens": args.eval_tokens, "batch_size": batch_size,

@@ -14,9 +14,11 @@ wastes padding. So the HF path here:
   eval does not torch.compile it: the first eval pass took ~2 s longer than the second on an H200, against a
   41 s compile), so a step costs the GPU's kernel time, not Python's launch time. A decoder kept for a whole
   GRPO run can compile its step first (`StaticDecoder(compile=True)`);
-  So there is exactly one decode shape per call: every batch has `batch_size` rows (the last is topped up
-  with copies) and the cache holds the longest prompt plus `max_new_tokens`; prefill runs eagerly, so prompt
-  lengths need no bucketing;
+  So there is exactly one decode shape per call: the rows are split evenly into the fewest batches of at
+  most `batch_size` (1319 prompts at 256: 6 of 220, not 5 of 256 and a 39-row one topped up to 256 with
+  copies, since a batch costs a full-width step per token), every batch decodes at that width (a short
+  last one is topped up with copies) and the cache holds the longest prompt plus `max_new_tokens`; prefill
+  runs eagerly, so prompt lengths need no bucketing;
 - decodes grouped-query attention without copying the KV cache per query head (`_gqa_decode_attention`):
   transformers' SDPA path repeats K and V 6x for Qwen2.5-1.5B whenever a mask is given, which at batch 64
   moves more bytes per step than the weights;
@@ -75,7 +77,8 @@ def generate(model, tokenizer, prompts, *, max_new_tokens=512, num_samples=1, te
     # Longest first: an out-of-memory batch fails at once, not after an hour. Samples of a prompt stay together.
     rows = sorted(((i, s) for i in range(len(prompts)) for s in range(num_samples)),
                   key=lambda row: (-len(encoded[row[0]]), row))
-    batches = [rows[k:k + batch_size] for k in range(0, len(rows), batch_size)]
+    width = even_width(len(rows), batch_size)
+    batches = [rows[k:k + width] for k in range(0, len(rows), width)]
     # Decided for the whole run, before sharding, so every process decodes with the same shapes
     if static_cache == "auto":
         static_cache = (device.type == "cuda" and not was_training
@@ -87,7 +90,7 @@ def generate(model, tokenizer, prompts, *, max_new_tokens=512, num_samples=1, te
             for i, _ in batch:
                 owner.setdefault(i, b % world)
         rows = [row for row in rows if owner[row[0]] == rank]  # greedy: exactly batches[rank::world]
-        batches = [rows[k:k + batch_size] for k in range(0, len(rows), batch_size)]
+        batches = [rows[k:k + width] for k in range(0, len(rows), width)]
         seed += rank
     prompt_ids = sorted({i for i, _ in rows})
     results = {i: [None] * num_samples for i in prompt_ids}
@@ -96,7 +99,7 @@ def generate(model, tokenizer, prompts, *, max_new_tokens=512, num_samples=1, te
 
     own_decoder = decoder is None and static_cache and rows
     if own_decoder:  # the whole run's longest prompt, so every shard decodes the same shapes
-        decoder = StaticDecoder(model, batch_size, cache_length(max(map(len, encoded)), max_new_tokens), device)
+        decoder = StaticDecoder(model, width, cache_length(max(map(len, encoded)), max_new_tokens), device)
     bar = _progress_bar(len(prompt_ids), progress)
     model.eval()
     try:
@@ -127,6 +130,11 @@ def generate_all(model, tokenizer, prompts, **kwargs):
     for i, out in generate(model, tokenizer, prompts, **kwargs):
         outputs[i] = out
     return outputs
+
+
+def even_width(rows, batch_size):
+    """Rows per batch when `rows` rows are split evenly into the fewest batches of at most `batch_size`."""
+    return -(-rows // -(-rows // batch_size)) if rows else batch_size
 
 
 def cache_length(prompt_tokens, max_new_tokens):

@@ -49,6 +49,19 @@ def test_bench_cpu_smoke(tmp_path):
     assert "grpo lora" in saved["table"] and "EXTRAPOLATED" in saved["table"]
 
 
+
+def test_bench_runs_one_grpo_trainer_when_asked(tmp_path, capsys):
+    out = str(tmp_path / "bench.json")
+    bench.main(["--device", "cpu", "--model", "tiny", "--tokenizer", QWEN_TOKENIZER, "--parts", "grpo",
+                "--grpo-variants", "lora", "--grpo-paths", "stock", "--grpo-prompts", "2", "--grpo-generations", "2",
+                "--grpo-tokens", "4", "--grpo-steps", "1", "--lora-r", "4", "--out", out])
+    with open(out) as f:
+        pair = json.load(f)["parts"]["grpo_lora"]
+    assert pair.keys() == {"stock", "part_s"} and pair["stock"]["trainer"] == "GRPOTrainer"
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--grpo-paths", "fast,vllm"])
+    assert "--grpo-paths takes fast, stock or fast,stock" in capsys.readouterr().err
+
 def tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, fast, peft_config=None, **grpo_args):
     """grpo.build_trainer, fast hook or stock TRL, on the tiny model from a fixed seed, 12 completion tokens."""
     from transformers import AutoModelForCausalLM

@@ -61,6 +61,27 @@ def test_greedy_equals_plain_generate(lively, static_cache):
         assert [outputs[0] for outputs in got] == expected, f"batch_size={batch_size}"
 
 
+def test_batches_are_even_and_decode_at_one_width(lively, monkeypatch):
+    """6 prompts at batch_size 4 decode as 3 + 3 rows in a 3-row static cache, not as 4 + 2 in a 4-row one:
+    the fewest batches of at most batch_size, split evenly; greedy outputs unchanged."""
+    model, tokenizer, prompts = lively
+    assert [generation.even_width(n, 256) for n in (0, 1, 256, 257, 1319)] == [256, 1, 256, 129, 220]
+    widths, batch_rows = [], []
+    run = generation.StaticDecoder.run
+
+    def spy(self, model, ids, *args):
+        widths.append(self.width)
+        batch_rows.append(len(ids))
+        return run(self, model, ids, *args)
+
+    monkeypatch.setattr(generation.StaticDecoder, "run", spy)
+    six = prompts[:6]
+    got = generation.generate_all(model, tokenizer, six, max_new_tokens=MAX_NEW, batch_size=4,
+                                  static_cache=True, progress=False)
+    assert batch_rows == [3, 3] and widths == [3, 3]  # not 4 + 2, at width 4
+    assert [outputs[0] for outputs in got] == expected_outputs(model, tokenizer, six)
+
+
 def test_yields_every_prompt_once_in_completion_order(lively):
     model, tokenizer, prompts = lively
     seen = [i for i, outputs in generation.generate(model, tokenizer, prompts, max_new_tokens=MAX_NEW,
