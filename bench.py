@@ -69,7 +69,8 @@ def parse_args(argv=None):
     p.add_argument("--eval-tokens", type=int, default=256, help="new tokens per prompt (greedy)")
     p.add_argument("--eval-batch-size", type=int, default=None,
                    help="most rows per batch, both paths (ours splits the prompts evenly into the fewest such "
-                        "batches, plain generate takes them in order; default: generation.py's, 256 on cuda, 16 on cpu)")
+                        "batches, plain generate takes them in order; default: generation.py's, 256 on cuda, "
+                        "16 on cpu)")
     p.add_argument("--eval-repeats", type=int, default=1,
                    help="run our eval path N times in one process; the first pass minus the fastest later one "
                         "estimates the one-off warm-up (the table reports the first)")

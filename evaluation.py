@@ -63,7 +63,8 @@ class EvalArguments:
     protocol: Optional[str] = field(default=None, metadata={
         "help": "'original': the original study's sampling (n, T=0.7, top_p 0.8, top_k 20); flags override it"})
     batch_size: Optional[int] = field(default=None, metadata={
-        "help": "most rows per batch: prompts are split evenly into the fewest such batches (default 256 on CUDA, 16 on CPU)"})
+        "help": "most rows per batch: the prompts are split evenly into the fewest such batches "
+                "(default 256 on CUDA, 16 on CPU)"})
     backend: str = field(default="auto", metadata={"help": "auto | vllm | hf (auto: vLLM when installed with CUDA)"})
     device: Optional[str] = field(default=None, metadata={"help": "cuda | cpu (default: cuda if available)"})
     dtype: Optional[str] = field(default=None, metadata={"help": "bf16 | fp16 | fp32 (default: bf16 on CUDA, fp32 on CPU)"})

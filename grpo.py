@@ -342,6 +342,11 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
         with norms, generation.replaced_forwards(compiled), training.cudnn_attention(False if compiled else None):
             return super().training_step(model, inputs, num_items_in_batch)
 
+    def compute_loss(self, model, inputs, *args, **kwargs):
+        # after TRL's generation, which re-enables gradient checkpointing and with it one more embedding hook
+        training.drop_repeated_input_grad_hooks(self.accelerator.unwrap_model(self.model))
+        return super().compute_loss(model, inputs, *args, **kwargs)
+
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         _, eager = self._stack_forwards(self.accelerator.unwrap_model(self.model))
         with generation.replaced_forwards(eager), training.cudnn_attention(self._cudnn_attention):

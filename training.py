@@ -370,6 +370,24 @@ def read_log(output_dir):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def drop_repeated_input_grad_hooks(model):
+    """Keep one of the input embedding's make-inputs-require-grad(s) hooks (they all do the same).
+
+    TRL turns gradient checkpointing off and on around every generation, and in transformers 5.17 each turn-on
+    registers one more such hook while the turn-off removes them only for adapters loaded through transformers:
+    N steps would run N hooks in every forward, and a compiled decode step's guards (which see the hooks)
+    would fail at its next recording."""
+    embedding = model.get_input_embeddings()
+    kept = False
+    for key, hook in list(embedding._forward_hooks.items()):
+        if getattr(hook, "__name__", "").startswith("make_inputs_require_grad"):
+            if kept:  # what RemovableHandle.remove() does, without the handle (transformers drops it)
+                for hooks in (embedding._forward_hooks, embedding._forward_hooks_with_kwargs,
+                              embedding._forward_hooks_always_called):
+                    hooks.pop(key, None)
+            kept = True
+
+
 # ----------------------------------------------------------------------------
 # The compiled training step (grpo.py --compile_layers)
 

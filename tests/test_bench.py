@@ -70,9 +70,9 @@ def tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, fast, peft_
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     for p in model.parameters():  # larger weights than the 0.02 init: tokens vary, EOS comes at times
         p.data.normal_(0, 0.3)
+    grpo_args = {"max_steps": 1, **grpo_args}
     args = grpo.GRPOArguments(output_dir=str(tmp_path / str(fast)), gradient_accumulation_steps=1,
-                              max_completion_length=12, max_steps=1, report_to="none", save_strategy="no",
-                              **grpo_args)
+                              max_completion_length=12, report_to="none", save_strategy="no", **grpo_args)
     script_args = grpo.ScriptArguments(fast_generation=fast, val_steps=0)
     return grpo.build_trainer(model, tokenizer, peft_config, script_args, args, train_ds)
 
@@ -109,6 +109,38 @@ def test_fast_grpo_generation_equals_trl(tmp_path, tiny_model_dir, tiny_data, lo
     assert all(0 < len(ids) <= 12 for ids in fast)
     trainers[True].train()  # a real step through the hook (sampling at temperature 0.7 is the default)
     assert trainers[True].state.global_step == 1
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_fast_trainer_keeps_one_embedding_hook_across_steps(tmp_path, tiny_model_dir, tiny_data, lora):
+    """TRL re-enables gradient checkpointing after each generation, which in transformers 5.17 adds one more
+    make-inputs-require-grads hook to the embedding every time; the fast trainer keeps one, and the adapter
+    (or the model) still learns through the checkpointed layers. Without the fix: 2, 3, 4 hooks (3, 4, 5 with LoRA)."""
+    from peft import LoraConfig
+    from transformers import TrainerCallback
+
+    from modeling import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    train_ds = training.conversational_dataset(load_split(tiny_data, "train")[:8], columns=("prompt", "answer"))
+    peft_config = (LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+                   if lora else None)
+    trainer = tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, True, peft_config, max_steps=3,
+                                per_device_train_batch_size=4, num_generations=2, gradient_checkpointing=True,
+                                learning_rate=1e-2)
+    trainer.reward_funcs[0] = lambda completions, **kwargs: [float(len(str(c))) for c in completions]
+    embedding = trainer.model.get_input_embeddings()
+    counts = []
+
+    class CountHooks(TrainerCallback):
+        def on_step_end(self, *args, **kwargs):
+            counts.append(len(embedding._forward_hooks))
+
+    trainer.add_callback(CountHooks())
+    trained = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()
+    assert counts == [1, 1, 1]
+    assert any(not torch.equal(p, trained[n]) for n, p in trainer.model.named_parameters() if n in trained)
 
 
 @pytest.mark.parametrize("mode", ["eager", "fused_norms", "compiled", "compiled_lora"])
