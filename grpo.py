@@ -27,8 +27,6 @@ training_manifest.json and checkpoints for --resume. Every GRPOConfig / ModelCon
 
 import training  # noqa: I001  (first: it imports Unsloth before transformers/TRL where Unsloth can run)
 
-import contextlib
-import functools
 import importlib.util
 import json
 import os
@@ -39,7 +37,7 @@ import torch
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer, ModelConfig
 
-import generation
+from fast_grpo import FastGenerationGRPOTrainer
 from generation import generate_all
 from modeling import attach_adapter
 from training import JsonlLogCallback, ModelArguments, prepare_output_dir
@@ -283,95 +281,6 @@ class ValidationCallback(TrainerCallback):
             for key, value in self.accuracy().items():
                 self.trainer._metrics["train"][key].append(value)  # averaged and logged with the rewards
             control.should_log = True
-
-
-class FastGenerationGRPOTrainer(GRPOTrainer):
-    """TRL's GRPOTrainer with completions sampled by generation.py's decode loop (--fast_generation).
-
-    TRL's plain path calls `model.generate` with a dynamic cache: ~34 ms per decode step at batch 64 for a 1.5B
-    model on an H100, so 256 tokens cost ~9 s of every step. Here, on CUDA, one static KV cache and one decode
-    step recorded as a CUDA graph serve the whole run (compiled with torch.compile unless --compile_decode
-    false, and recorded at the first step). It reads the policy's weights in place; a LoRA is folded into a
-    copy of the adapted weights before each generation
-    (generation.LoraFold: the base weights are never written, so no bf16 rounding accumulates in them).
-    Only the hook that turns prompt ids into completion ids is replaced; rewards, advantages and the loss are
-    TRL's own code. vLLM, continuous batching, multi-process runs, images and sampling options our sampler
-    lacks (min_p, repetition_penalty, generation_kwargs) fall back to TRL's path.
-    On CUDA the training step (loss forward, backward, gradient checkpointing's recompute) is host-bound in eager
-    mode (~23k small ops per micro-batch against ~90 ms of GPU work at the bench's shape), so with --compile_layers
-    the decoder stack runs through one compiled graph there (training.compiled_forward), and SDPA skips cuDNN's
-    attention, whose host-side plan build for each new sequence length took ~1 s a call; without it, the
-    model's Llama-style RMSNorm layers run as torch's fused kernel (generation.fused_rms_norms).
-    """
-
-    static_cache = "auto"  # "auto" = on CUDA (True also works on CPU, without a CUDA graph: tests use it)
-    compile_decode = False  # torch.compile the decode step (build_trainer: --compile_decode, on CUDA)
-    compile_layers = False  # the training step's decoder stack compiled (build_trainer: --compile_layers, on CUDA)
-    compile_backend = "inductor"  # CPU tests use aot_eager: dynamo's graphs without Inductor's slow CPU compile
-    _decoder = None  # the StaticDecoder kept across steps
-    _lora_fold = None  # with it, a generation.LoraFold (None: no LoRA or one that cannot fold)
-    _stack_forward_maps = None  # ({stack: compiled forward}, {stack: class forward}), built at the first step
-    _compile_fallback = None  # training.CompileFallback of the compiled stack: set once a compile failed
-    _cudnn_attention = None  # whether SDPA may pick cuDNN outside the training step: the decode keeps that
-
-    def _fast_path_applies(self, images, multimodal_fields):
-        return not (self.use_vllm or self.use_transformers_continuous_batching or images or multimodal_fields
-                    or self.min_p or self.repetition_penalty != 1.0 or self.args.generation_kwargs
-                    or self.accelerator.num_processes > 1)
-
-    def _stack_forwards(self, model):
-        """({decoder stack: compiled forward}, {decoder stack: its class's forward}); both empty without
-        --compile_layers (or with Unsloth's patched layers). The class forwards serve the decode, which TRL runs
-        inside the training step."""
-        if self._stack_forward_maps is None:
-            on = self.compile_layers and not generation.is_unsloth_patched(model)
-            stacks = training.decoder_stacks(model) if on else []
-            self._compile_fallback = fallback = training.CompileFallback()
-            compiled = {m: training.compiled_forward(m, self.compile_backend, fallback) for m in stacks}
-            self._stack_forward_maps = compiled, {m: functools.partial(type(m).forward, m) for m in stacks}
-        return self._stack_forward_maps
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        unwrapped = self.accelerator.unwrap_model(self.model)
-        compiled, _ = self._stack_forwards(unwrapped)
-        compiled = {} if self._compile_fallback.failed else compiled
-        # A compiled stack fuses its own norms; fused-norm forwards inside would be guarded per layer (NOTES v6)
-        norms = contextlib.nullcontext() if compiled else generation.fused_rms_norms(unwrapped)
-        self._cudnn_attention = torch.backends.cuda.cudnn_sdp_enabled()
-        # around TRL's whole step: gradient checkpointing recomputes the layers in the backward the same way
-        with norms, generation.replaced_forwards(compiled), training.cudnn_attention(False if compiled else None):
-            return super().training_step(model, inputs, num_items_in_batch)
-
-    def compute_loss(self, model, inputs, *args, **kwargs):
-        # after TRL's generation, which re-enables gradient checkpointing and with it one more embedding hook
-        training.drop_repeated_input_grad_hooks(self.accelerator.unwrap_model(self.model))
-        return super().compute_loss(model, inputs, *args, **kwargs)
-
-    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        _, eager = self._stack_forwards(self.accelerator.unwrap_model(self.model))
-        with generation.replaced_forwards(eager), training.cudnn_attention(self._cudnn_attention):
-            return self._fast_or_trl_generate(prompt_ids, images, multimodal_fields, num_generations, has_tool_images)
-
-    def _fast_or_trl_generate(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images):
-        if not self._fast_path_applies(images, multimodal_fields):
-            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
-                                                 has_tool_images)
-        model = self.accelerator.unwrap_model(self.model)
-        device = self.accelerator.device
-        rows = len(prompt_ids)  # TRL repeats each prompt num_generations times: one row per completion
-        if self.static_cache is True or (self.static_cache == "auto" and device.type == "cuda"):
-            # grow-only, so a step with longer prompts records a new graph at most once per size
-            length = generation.cache_length(max(map(len, prompt_ids)), self.max_completion_length)
-            if self._decoder is None or self._decoder.length < length or self._decoder.width < rows:
-                self._decoder = generation.StaticDecoder(model, rows, length, device, compile=self.compile_decode)
-                self._lora_fold = self._lora_fold or generation.LoraFold.of(model)
-        seed = int(torch.randint(2**31, (1,)))  # follows the trainer's seeded torch RNG: new every step
-        with self._lora_fold.folded() if self._lora_fold else contextlib.nullcontext():  # set with the decoder
-            outputs = generate_all(model, self.processing_class, prompt_ids,
-                                   max_new_tokens=self.max_completion_length, temperature=self.temperature,
-                                   top_p=self.top_p, top_k=self.top_k or 0, batch_size=rows, seed=seed,
-                                   progress=False, static_cache=False, decoder=self._decoder, return_ids=True)
-        return [out[0]["token_ids"] for out in outputs], None  # ids up to and including EOS, as TRL's path
 
 
 def build_trainer(model, tokenizer, peft_config, script_args, training_args, train_ds, val_records=()):

@@ -1,5 +1,4 @@
-"""What sft.py and grpo.py share: model/LoRA options, loading, datasets, resume, the JSONL log, finishing a run,
-and grpo.py's compiled training step.
+"""What sft.py and grpo.py share: model/LoRA options, loading, datasets, resume, the JSONL log, finishing a run.
 
 Unsloth patches transformers, TRL and PEFT when it is imported, so it must be imported before them. Every
 trainer imports this module before anything from the HF stack, and this module imports Unsloth first
@@ -9,16 +8,13 @@ Several GPUs: `accelerate launch --config_file configs/accelerate/ddp.yaml sft.p
 The Trainer places each process's model on its GPU; only the main process (RANK 0) writes files.
 """
 
-import contextlib
 import dataclasses
-import functools
 import importlib.util
 import json
 import math
 import os
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 
 # pure Python: safe to import before Unsloth
@@ -39,9 +35,7 @@ if unsloth_usable() and "--no-unsloth" not in sys.argv and "--no_unsloth" not in
     except Exception as e:  # unsupported GPU, broken install, version clash: the plain path still works
         print(f"unsloth is installed but does not import ({type(e).__name__}: {e}); using transformers + PEFT")
 
-import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402  (after unsloth, on purpose)
-from transformers.modeling_layers import GradientCheckpointingLayer  # noqa: E402
 from trl import ModelConfig, TrlParser  # noqa: E402
 
 from modeling import DEFAULT_MODEL, LORA_TARGETS, load_pretrained, load_tokenizer, resolve_model  # noqa: E402
@@ -368,93 +362,3 @@ def read_log(output_dir):
         return []
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
-
-
-def drop_repeated_input_grad_hooks(model):
-    """Keep one of the input embedding's make-inputs-require-grad(s) hooks (they all do the same).
-
-    TRL turns gradient checkpointing off and on around every generation, and in transformers 5.17 each turn-on
-    registers one more such hook while the turn-off removes them only for adapters loaded through transformers:
-    N steps would run N hooks in every forward, and a compiled decode step's guards (which see the hooks)
-    would fail at its next recording."""
-    embedding = model.get_input_embeddings()
-    kept = False
-    for key, hook in list(embedding._forward_hooks.items()):
-        if getattr(hook, "__name__", "").startswith("make_inputs_require_grad"):
-            if kept:  # what RemovableHandle.remove() does, without the handle (transformers drops it)
-                for hooks in (embedding._forward_hooks, embedding._forward_hooks_with_kwargs,
-                              embedding._forward_hooks_always_called):
-                    hooks.pop(key, None)
-            kept = True
-
-
-# ----------------------------------------------------------------------------
-# The compiled training step (grpo.py --compile_layers)
-
-
-@contextlib.contextmanager
-def cudnn_attention(enabled):
-    """Within: whether SDPA may pick cuDNN's attention (None: as it is)."""
-    before = torch.backends.cuda.cudnn_sdp_enabled()
-    if enabled is not None:
-        torch.backends.cuda.enable_cudnn_sdp(enabled)
-    try:
-        yield
-    finally:
-        torch.backends.cuda.enable_cudnn_sdp(before)
-
-
-def decoder_stacks(model):
-    """The modules that run the decoder layers (Qwen2Model in Qwen2ForCausalLM, also under PEFT). compiled_forward
-    assumes a Llama-style stack, which reads input_ids only to embed them."""
-    return [m for m in model.modules() if isinstance(getattr(m, "layers", None), torch.nn.ModuleList)
-            and any(isinstance(layer, GradientCheckpointingLayer) for layer in m.layers)]
-
-
-def _backward_compiled_with_forward():
-    """Within: AOTAutograd compiles a graph's backward at its first forward, where a failure can still fall back
-    (by default it may wait for the first backward, inside TRL's step). A no-op on torch without the switch."""
-    from torch._functorch import config
-
-    if not hasattr(config, "force_non_lazy_backward_lowering"):
-        return contextlib.nullcontext()
-    return config.patch(force_non_lazy_backward_lowering=True)
-
-
-@functools.cache
-def _compiled(module_class, backend):
-    # dynamic: micro-batches come in new sequence lengths all the time
-    return torch.compile(module_class.forward, dynamic=True, backend=backend)
-
-
-class CompileFallback:
-    """Shared by a model's compiled forwards: once a compile has failed, all of them run eagerly."""
-    failed = False
-
-
-def compiled_forward(module, backend, fallback):
-    """module.forward through one compiled graph (the module is an input, not a constant). For the decoder stack:
-    all layers, gradient checkpointing included (dynamo traces torch.utils.checkpoint, so the backward graph
-    recomputes what it needs without Python hooks), behind one guard check per call: compiled per layer, the
-    guards, runtime wrappers and checkpoint hooks cost as much host time as the layer's kernels took on the GPU
-    (bench v6). A compile that fails warns and leaves the eager forward."""
-    compiled, eager = _compiled(type(module), backend), type(module).forward
-
-    def forward(*args, **kwargs):
-        if not args and kwargs.get("inputs_embeds") is None and kwargs.get("input_ids") is not None:
-            # The embedding runs outside the graph: the input-gradient hook that gradient checkpointing puts on it
-            # (enable_input_require_grads) calls requires_grad_(), which dynamo cannot trace (the graph would
-            # break there, and the rest would run eagerly).
-            kwargs["inputs_embeds"] = module.get_input_embeddings()(kwargs.pop("input_ids"))
-        if not fallback.failed:
-            try:
-                with _backward_compiled_with_forward():
-                    return compiled(module, *args, **kwargs)
-            except torch._dynamo.exc.TorchDynamoException as error:  # not checkpoint's own early-stop signal
-                fallback.failed = True
-                reason = " ".join(str(error).split())[:200]  # one line
-                warnings.warn(f"compiling the decoder layers failed ({type(error).__name__}: {reason}); "
-                              "training with the eager layers (leave --compile_layers off to skip this compile)")
-        return eager(module, *args, **kwargs)
-
-    return forward

@@ -4,7 +4,6 @@ import contextlib
 import io
 import json
 import os
-import warnings
 
 import pytest
 import torch
@@ -212,46 +211,3 @@ def test_init_adapter_is_trainable(tmp_path, tiny_model_dir, tiny_data):
     with pytest.raises(UserError, match="adapter_config.json"):
         grpo.build_model(script_args.__class__(**{**vars(script_args), "init_adapter": str(tmp_path)}),
                          model_args, args)
-
-
-@pytest.mark.parametrize("failing", ["forward", "backward"])
-def test_a_decoder_stack_that_fails_to_compile_trains_eagerly(tiny_model_dir, failing):
-    """--compile_layers: a compile error, in the forward's graph or the backward's (compiled at the first forward,
-    where it can still fall back), warns once and leaves the eager forward, with the same outputs and gradients."""
-    from functorch.compile import make_boxed_func
-    from torch._dynamo.backends.common import aot_autograd
-    from transformers import AutoModelForCausalLM
-
-    import generation
-
-    calls = []
-
-    def broken(graph, example_inputs):
-        calls.append(1)
-        raise RuntimeError("no kernels today")
-
-    def compiled_as_is(graph, example_inputs):
-        return make_boxed_func(graph.forward)
-
-    backend = broken if failing == "forward" else aot_autograd(fw_compiler=compiled_as_is, bw_compiler=broken)
-    torch._dynamo.reset()
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    ids = torch.randint(0, 100, (2, 7))
-    model(input_ids=ids).logits.sum().backward()
-    expected_logits, expected_grads = model(input_ids=ids).logits.detach(), [p.grad.clone() for p in model.parameters()]
-    model.zero_grad()
-    fallback = training.CompileFallback()
-    [stack] = training.decoder_stacks(model)
-    assert stack is model.model
-    with generation.replaced_forwards({stack: training.compiled_forward(stack, backend, fallback)}):
-        with pytest.warns(UserWarning, match="(?s)compiling the decoder layers failed.*no kernels today"):
-            logits = model(input_ids=ids).logits
-        assert fallback.failed and calls == [1]
-        logits.sum().backward()
-        torch.testing.assert_close(logits, expected_logits)
-        for grad, expected_grad in zip((p.grad for p in model.parameters()), expected_grads):
-            torch.testing.assert_close(grad, expected_grad)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # no second warning
-            torch.testing.assert_close(model(input_ids=ids).logits, expected_logits)
-        assert calls == [1]  # no second try

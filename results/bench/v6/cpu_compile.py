@@ -1,6 +1,7 @@
-"""bench v6, CPU only: the compiled decoder stack (training.compiled_forward) with Inductor on a tiny Qwen2,
-gradient checkpointing on: its gradients against the eager model's, and its first forward+backward (the
-compile) by layer count, as one stack graph and with each layer a nested compile region, dynamic and static.
+"""bench v6, CPU only: the compiled decoder stack (fast_grpo.compiled_forward, in training.py when this ran) with
+Inductor on a tiny Qwen2, gradient checkpointing on: its gradients against the eager model's, and its first
+forward+backward (the compile) by layer count, as one stack graph and with each layer a nested compile region,
+dynamic and static.
 
     .venv/bin/python results/bench/v6/cpu_compile.py > results/bench/v6/cpu_compile.txt
     rm -rf /tmp/torchinductor_$USER; for i in 1 2; do .venv/bin/python results/bench/v6/cpu_compile.py --cache; done
@@ -21,13 +22,13 @@ from transformers import Qwen2Config, Qwen2ForCausalLM  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 import generation  # noqa: E402
-import training  # noqa: E402
+import fast_grpo  # noqa: E402
 
 
 def run(layers, dynamic, nested):
     torch._dynamo.reset()
     counters.clear()
-    training._compiled.cache_clear()
+    fast_grpo._compiled.cache_clear()
     torch.manual_seed(0)
     config = Qwen2Config(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
                          num_attention_heads=4, num_key_value_heads=2)
@@ -39,15 +40,15 @@ def run(layers, dynamic, nested):
     (model(input_ids=ids, attention_mask=mask, use_cache=False).logits ** 2).sum().backward()
     eager_grads = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
-    fallback = training.CompileFallback()
-    [stack] = training.decoder_stacks(model)
-    compiled = training._compiled  # grpo.py's is dynamic; static: one graph per shape
+    fallback = fast_grpo.CompileFallback()
+    [stack] = fast_grpo.decoder_stacks(model)
+    compiled = fast_grpo._compiled  # grpo.py's is dynamic; static: one graph per shape
     if not dynamic:
-        training._compiled = lambda cls, backend: torch.compile(cls.forward, dynamic=False, backend=backend)
+        fast_grpo._compiled = lambda cls, backend: torch.compile(cls.forward, dynamic=False, backend=backend)
     try:
-        forwards = {stack: training.compiled_forward(stack, "inductor", fallback)}
+        forwards = {stack: fast_grpo.compiled_forward(stack, "inductor", fallback)}
     finally:
-        training._compiled = compiled
+        fast_grpo._compiled = compiled
     if nested:
         region = torch.compiler.nested_compile_region(type(stack.layers[0]).forward)
         forwards.update({layer: functools.partial(region, layer) for layer in stack.layers})
