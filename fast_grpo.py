@@ -115,8 +115,9 @@ def drop_repeated_input_grad_hooks(model):
 
     TRL turns gradient checkpointing off and on around every generation, and in transformers 5.17 each turn-on
     registers one more such hook while the turn-off removes them only for adapters loaded through transformers:
-    N steps would run N hooks in every forward, and a compiled decode step's guards (which see the hooks)
-    would fail at its next recording."""
+    N steps would run N hooks in every forward, and a compiled decode step's guards (which see the hooks) would
+    fail each step: a recompile at every call that the CUDA graph does not skip (each step on CPU, each new
+    recording on CUDA), and after 8 the decode runs uncompiled, silently."""
     embedding = model.get_input_embeddings()
     kept = False
     for key, hook in list(embedding._forward_hooks.items()):

@@ -94,6 +94,37 @@ def test_fast_trainer_keeps_one_embedding_hook_across_steps(tmp_path, tiny_model
     assert any(not torch.equal(p, trained[n]) for n, p in trainer.model.named_parameters() if n in trained)
 
 
+def test_compiled_decode_compiles_once_across_steps(tmp_path, tiny_model_dir, tiny_data, monkeypatch):
+    """The kept decoder's compiled step (--compile_decode) over 4 steps: one graph. Dynamo's guards see the
+    embedding's hooks; with one more hook a step (TRL's gradient-checkpointing toggle), each step recompiled
+    (4 graphs here, where no CUDA graph skips the guards), and after 8 the decode would run uncompiled."""
+    import functools
+
+    from torch._dynamo.utils import counters
+    from transformers import TrainerCallback
+
+    from modeling import load_tokenizer
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))  # dynamo, no Inductor
+    tokenizer = load_tokenizer(tiny_model_dir)
+    train_ds = training.conversational_dataset(load_split(tiny_data, "train")[:8], columns=("prompt", "answer"))
+    trainer = tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, True, max_steps=4,
+                                per_device_train_batch_size=4, num_generations=2, gradient_checkpointing=True)
+    trainer.static_cache, trainer.compile_decode = True, True  # the GPU path's kept decoder, compiled
+    graphs = []
+
+    class CountGraphs(TrainerCallback):
+        def on_step_end(self, *args, **kwargs):
+            graphs.append(counters["stats"]["unique_graphs"])
+
+    trainer.add_callback(CountGraphs())
+    torch._dynamo.reset()
+    counters.clear()
+    trainer.train()
+    assert trainer._decoder.compiled is not None  # compiled, not fallen back
+    assert graphs == [1, 1, 1, 1]
+
+
 @pytest.mark.parametrize("mode", ["eager", "fused_norms", "compiled", "compiled_lora"])
 def test_fast_grpo_loss_and_gradients_equal_trl(tmp_path, tiny_model_dir, tiny_data, monkeypatch, mode):
     """The issue's check on the same completions: the fast trainer samples a generation batch through its hook,
