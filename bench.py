@@ -292,6 +292,7 @@ def bench_eval(args, tokenizer, floor):
                            sum(contexts) / len(contexts))
     return {
         "prompts": len(prompts), "source": source, "new_tokens": args.eval_tokens, "batch_size": batch_size,
+        "batches": batches, "batch_width": width,  # ours; plain generate takes batch_size prompts at a time
         "load_s": round(load_s, 2),
         "fast": {"generate_s": round(fast_s, 2), "wall_s": round(load_s + fast_s, 2), "tokens": fast_tokens,
                  "tokens_per_s": round(fast_tokens / fast_s, 1),
@@ -400,7 +401,8 @@ def table(results):
     e = parts.get("eval", {})
     if "fast" in e:
         ratio = f"{e['floor_s'] / e['fast']['wall_s']:.2f}" if e["floor_s"] else "-"
-        note = (f"{e['prompts']} x {e['new_tokens']} tok, {e['source']}, {e['greedy_match']} (mean common prefix "
+        note = (f"{e['prompts']} x {e['new_tokens']} tok, {e['source']}, {e['batches']} batches of "
+                f"{e['batch_width']} rows (plain generate: {e['batch_size']}), {e['greedy_match']} (mean common prefix "
                 f"{e['greedy_common_prefix']} tok); wall incl. load "
                 f"{e['load_s']} s; generation alone {e['speedup_generate']}x")
         rows.append(f"| eval | generation.py | {e['fast']['wall_s']} s wall | {e['fast']['tokens_per_s']} | - | "

@@ -29,6 +29,7 @@ def test_bench_cpu_smoke(tmp_path):
     assert ev["fast"]["tokens_per_s"] > 0 and ev["plain"]["extrapolated"] and ev["plain"]["measured_prompts"] == 4
     assert ev["greedy_match"] == "4/4 prompts token-identical"  # fp32 on CPU: the fast path is exact
     assert ev["source"].startswith("GSM8K")
+    assert (ev["batches"], ev["batch_width"]) == (2, 3)  # 6 prompts at --eval-batch-size 4: 3 + 3, not 4 + 2
     assert len(ev["fast"]["repeats_s"]) == 2 and ev["fast"]["repeats_s"][0] == ev["fast"]["generate_s"]
     assert isinstance(ev["fast"]["first_minus_best_repeat_s"], float)
     for variant in ("grpo_full", "grpo_lora"):
