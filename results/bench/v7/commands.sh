@@ -8,7 +8,9 @@
 #                  /tmp/inductor-v7 (outside $OUT: the machine keeps it while warm).
 #   lora_again (~400 s, right after lora on the same machine): the same fast run in a second process (Inductor's
 #                  cache from lora), then stock TRL on the same config.
-#   final (~150 s): floor and eval at the committed defaults, as bench.py runs them.
+#   final (~500 s): bench.py at the committed defaults, every part (floor, eval with plain generate on all 1319
+#                  prompts, GRPO full and LoRA fast vs stock over 3 timed steps, SFT): the JSON to commit as
+#                  results/bench/bench_h200.json.
 # Every log goes to $OUT/work and is packed into $OUT/v7_<part>.tgz.
 set -uo pipefail
 PART=${1:?eval, lora, lora_again or final}
@@ -25,6 +27,6 @@ elif [ "$PART" = lora ]; then
 elif [ "$PART" = lora_again ]; then
     run grpo_lora_again 580 --parts floor,grpo --grpo-variants lora --grpo-steps 3 --compile-layers
 elif [ "$PART" = final ]; then
-    run final_eval 300 --parts floor,eval
+    run bench_h200 580
 fi
 tar czf "$OUT/v7_$PART.tgz" -C "$WORK" .
