@@ -42,13 +42,26 @@ def smollm2_dir():
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, smollm2_dir):
-    """A randomly initialised 2-layer Llama with SmolLM2's tokenizer and chat template: seconds to train."""
+def chat_tokenizer_dir():
+    """The tokenizer (with a chat template) of the tiny random models: the embedded SmolLM2's, or the one in
+    $TEST_TOKENIZER_DIR where the embedded model's package is not installed (the lent GPU machine, which runs
+    the CUDA tests with the Qwen tokenizer)."""
+    if os.environ.get("TEST_TOKENIZER_DIR"):
+        return os.environ["TEST_TOKENIZER_DIR"]
+    import modeling
+
+    return modeling.smollm2_path()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, chat_tokenizer_dir):
+    """A randomly initialised 2-layer Llama with chat_tokenizer_dir's tokenizer and chat template (SmolLM2's):
+    seconds to train."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    tokenizer = AutoTokenizer.from_pretrained(chat_tokenizer_dir)
     config = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,

@@ -12,13 +12,13 @@ MAX_NEW = 20
 
 
 @pytest.fixture(scope="module")
-def lively(smollm2_dir):
+def lively(chat_tokenizer_dir):
     """A tiny random Llama with large weights (outputs vary from token to token, unlike a 0.02-init one),
     and one of its frequent mid-sequence tokens made EOS, so rows stop at different steps."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    tokenizer = AutoTokenizer.from_pretrained(chat_tokenizer_dir)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, initializer_range=0.3,
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)

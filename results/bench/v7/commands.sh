@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench v7 (issue 7), one GPU. From the repo root, with trl/datasets importable:
 #     OUT=/some/dir bash results/bench/v7/commands.sh eval|lora|lora_again|final
-#   eval (~300 s): eval_sweep.py: our eval path at batch widths 256 (5 x 256 + 39 topped up), 220, 264, 330, 440,
+#   eval (~450 s): first the CUDA-only tests and the fast trainer's loss/gradient tests, which then run on CUDA
+#                  (Inductor; the tiny models get the Qwen tokenizer: the GPU machine lacks the embedded SmolLM2);
+#                  then eval_sweep.py: our eval path at batch widths 256 (5 x 256 + 39 topped up), 220, 264, 330, 440,
 #                  660 (6, 6, 5, 4, 3, 2 even batches of the 1319 prompts) after one untimed pass; plain generate
 #                  at 256 and 440; peak memory of each.
 #   lora (~580 s): GRPO LoRA r=64 with --compile-layers, fast path only, 3 timed steps; Inductor's cache in
@@ -19,6 +21,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"  # $WORK, env.txt, $BENCH, 
 export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-v7
 
 if [ "$PART" = eval ]; then
+    TEST_TOKENIZER_DIR=$TOK timeout 200 $PY -m pytest -q -p no:cacheprovider -rs tests/test_generation.py \
+        tests/test_fast_grpo.py -k "cuda or compiled or loss_and_gradients" -s > "$WORK/cuda_tests.log" 2>&1
+    echo "== cuda tests: exit $?"; grep "relative error" "$WORK/cuda_tests.log"; tail -n 3 "$WORK/cuda_tests.log"
     timeout 420 $PY results/bench/v7/eval_sweep.py $DATA --ours 256,220,264,330,440,660 --plain 256,440 \
         --out "$WORK/eval_sweep.json" > "$WORK/eval_sweep.log" 2>&1
     echo "== eval sweep: exit $?"; grep "width" "$WORK/eval_sweep.log"
