@@ -93,6 +93,7 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
             return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
                                                  has_tool_images)
         model = self.accelerator.unwrap_model(self.model)
+        drop_repeated_input_grad_hooks(model)  # the first generation: PEFT and the Trainer each added one
         device = self.accelerator.device
         rows = len(prompt_ids)  # TRL repeats each prompt num_generations times: one row per completion
         if self.static_cache is True or (self.static_cache == "auto" and device.type == "cuda"):
@@ -118,6 +119,8 @@ def drop_repeated_input_grad_hooks(model):
     N steps would run N hooks in every forward, and a compiled decode step's guards (which see the hooks) would
     fail each step: a recompile at every call that the CUDA graph does not skip (each step on CPU, each new
     recording on CUDA), and after 8 the decode runs uncompiled, silently."""
+    # The oldest is kept (the same object every step: the compiled decode's guards hold); transformers'
+    # `_require_grads_hooks` then names removed ones, so its disable_input_require_grads() leaves this one.
     embedding = model.get_input_embeddings()
     kept = False
     for key, hook in list(embedding._forward_hooks.items()):

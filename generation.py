@@ -15,10 +15,10 @@ wastes padding. So the HF path here:
   41 s compile), so a step costs the GPU's kernel time, not Python's launch time. A decoder kept for a whole
   GRPO run can compile its step first (`StaticDecoder(compile=True)`);
   So there is exactly one decode shape per call: the rows are split evenly into the fewest batches of at
-  most `batch_size` (1319 prompts at 256: 6 of 220, not 5 of 256 and a 39-row one topped up to 256 with
-  copies, since a batch costs a full-width step per token), every batch decodes at that width (a short
-  last one is topped up with copies) and the cache holds the longest prompt plus `max_new_tokens`; prefill
-  runs eagerly, so prompt lengths need no bucketing;
+  most `batch_size` (1319 prompts at 256: 6 of 220 rows, the last 219, not 5 of 256 and a 39-row one
+  topped up to 256, since a batch costs a full-width step per token), every batch decodes at that width (a
+  short last one is topped up with copies) and the cache holds the longest prompt plus `max_new_tokens`;
+  prefill runs eagerly, so prompt lengths need no bucketing;
 - decodes grouped-query attention without copying the KV cache per query head (`_gqa_decode_attention`):
   transformers' SDPA path repeats K and V 6x for Qwen2.5-1.5B whenever a mask is given, which at batch 64
   moves more bytes per step than the weights;

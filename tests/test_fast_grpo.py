@@ -65,8 +65,8 @@ def test_fast_grpo_generation_equals_trl(tmp_path, tiny_model_dir, tiny_data, lo
 @pytest.mark.parametrize("lora", [False, True])
 def test_fast_trainer_keeps_one_embedding_hook_across_steps(tmp_path, tiny_model_dir, tiny_data, lora):
     """TRL re-enables gradient checkpointing after each generation, which in transformers 5.17 adds one more
-    make-inputs-require-grads hook to the embedding every time; the fast trainer keeps one, and the adapter
-    (or the model) still learns through the checkpointed layers. Without the fix: 2, 3, 4 hooks (3, 4, 5 with LoRA)."""
+    make-inputs-require-grads hook to the embedding every time; the fast trainer keeps one (without the fix:
+    2, 3, 4 hooks, 3, 4, 5 with LoRA), and training still updates the trainable weights."""
     from peft import LoraConfig
     from transformers import TrainerCallback
 
@@ -94,10 +94,14 @@ def test_fast_trainer_keeps_one_embedding_hook_across_steps(tmp_path, tiny_model
     assert any(not torch.equal(p, trained[n]) for n, p in trainer.model.named_parameters() if n in trained)
 
 
-def test_compiled_decode_compiles_once_across_steps(tmp_path, tiny_model_dir, tiny_data, monkeypatch):
+@pytest.mark.parametrize("lora", [False, True])
+def test_compiled_decode_compiles_once_across_steps(tmp_path, tiny_model_dir, tiny_data, monkeypatch, lora):
     """The kept decoder's compiled step (--compile_decode) over 4 steps: one graph. Dynamo's guards see the
     embedding's hooks; with one more hook a step (TRL's gradient-checkpointing toggle), each step recompiled
-    (4 graphs here, where no CUDA graph skips the guards), and after 8 the decode would run uncompiled."""
+    (4 graphs here, where no CUDA graph skips the guards), and after 8 the decode would run uncompiled. With a
+    LoRA, PEFT and the Trainer each add a hook before the first generation: dropped there too."""
+    from peft import LoraConfig
+
     import functools
 
     from torch._dynamo.utils import counters
@@ -108,7 +112,9 @@ def test_compiled_decode_compiles_once_across_steps(tmp_path, tiny_model_dir, ti
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))  # dynamo, no Inductor
     tokenizer = load_tokenizer(tiny_model_dir)
     train_ds = training.conversational_dataset(load_split(tiny_data, "train")[:8], columns=("prompt", "answer"))
-    trainer = tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, True, max_steps=4,
+    peft_config = (LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+                   if lora else None)
+    trainer = tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, True, peft_config, max_steps=4,
                                 per_device_train_batch_size=4, num_generations=2, gradient_checkpointing=True)
     trainer.static_cache, trainer.compile_decode = True, True  # the GPU path's kept decoder, compiled
     graphs = []

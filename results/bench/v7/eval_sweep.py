@@ -1,9 +1,11 @@
-"""bench v7: the eval's batch width on one GPU (issue 7). One model, our path at several --batch widths over
+"""bench v7: the eval's batch width on one GPU (issue 7). One model, our path at several batch sizes over
 the same 1319 GSM8K prompts x 256 greedy tokens (each pass timed from the call, graph recording included),
-after one untimed warm-up pass; then plain `model.generate` at the given widths. Peak memory per pass.
+after one untimed warm-up pass; then plain `model.generate` at the given batch sizes. Peak memory per pass.
+1319 prompts in even batches of at most 256 / 264 / 330 / 440 / 660 rows: 6 / 5 / 4 / 3 / 2 batches of
+220 / 264 / 330 / 440 / 660 rows; "256u": 5 of 256 and a 39-row one topped up to 256 (before v7).
 
     python results/bench/v7/eval_sweep.py --tokenizer .qwen-tok --gsm8k-dir .gsm8k \
-        --ours 256,220,264,330,440,660 --plain 256,440 --out $OUT/eval_sweep.json
+        --ours 256u,256,264,330,440,660 --plain 256,440 --out $OUT/eval_sweep.json
 """
 
 import argparse
@@ -15,16 +17,18 @@ import time
 import torch
 
 sys.path.insert(0, os.getcwd())
+sys.argv.append("--no-unsloth")  # read by training.py at import (bench imports it): stock transformers + PEFT
 import bench  # noqa: E402
 import generation  # noqa: E402
 from modeling import load_tokenizer  # noqa: E402
 
 p = argparse.ArgumentParser()
-p.add_argument("--ours", default="256,220,264,330,440,660", help="batch widths of our path")
+p.add_argument("--ours", default="256u,256,264,330,440,660",
+               help="most rows per batch of our path (even batches); Nu: N per batch as before v7, the last topped up")
 p.add_argument("--plain", default="256", help="batch widths of plain generate")
 p.add_argument("--out", required=True)
 cli, rest = p.parse_known_args()  # the rest are bench.py's (--tokenizer, --gsm8k-dir, --model, --device ...)
-args = bench.parse_args(rest + ["--no-unsloth"])
+args = bench.parse_args([a for a in rest if a != "--no-unsloth"] + ["--no-unsloth"])
 cuda = args.device.type == "cuda"
 tokenizer = load_tokenizer(args.tokenizer)
 prompts, source = bench.eval_prompts(args)
@@ -43,25 +47,35 @@ def timed(fn):
     return out, round(time.perf_counter() - start, 2), bench.peak_gib(args.device)
 
 
-def ours(width):
-    return generation.generate_all(model, tokenizer, prompts, max_new_tokens=args.eval_tokens, batch_size=width,
-                                   progress=False, return_ids=True)
+def ours(batch_size, uneven=False):
+    even_width = generation.even_width
+    if uneven:  # batches of batch_size rows in order, the last topped up to that width (before v7)
+        generation.even_width = lambda rows, size: size
+    try:
+        return generation.generate_all(model, tokenizer, prompts, max_new_tokens=args.eval_tokens,
+                                       batch_size=batch_size, progress=False, return_ids=True)
+    finally:
+        generation.even_width = even_width
 
 
 _, warm_s, _ = timed(lambda: ours(256))
 results["warmup_pass_s"] = warm_s
 reference = None
-for width in map(int, cli.ours.split(",")):
-    out, seconds, peak = timed(lambda: ours(width))
+for name in cli.ours.split(","):
+    uneven = name.endswith("u")
+    batch_size = int(name.rstrip("u"))
+    out, seconds, peak = timed(lambda: ours(batch_size, uneven))
     ids = [o[0]["token_ids"] for o in out]
     reference = reference or ids
     same = sum(a == b for a, b in zip(ids, reference))
-    results["ours"][width] = {"s": seconds, "peak_gib": peak, "batches": -(-len(prompts) // width),
-                              "same_tokens_as_first_width": same}
-    print(f"ours  width {width}: {seconds} s, peak {peak} GiB, {same}/{len(prompts)} as the first width", flush=True)
+    width = batch_size if uneven else generation.even_width(len(prompts), batch_size)
+    results["ours"][name] = {"s": seconds, "peak_gib": peak, "batches": -(-len(prompts) // width),
+                             "batch_width": width, "same_tokens_as_first": same}
+    print(f"ours  {name}: {-(-len(prompts) // width)} batches of {width} rows: {seconds} s, peak {peak} GiB, "
+          f"{same}/{len(prompts)} token-identical to the first", flush=True)
     json.dump(results, open(cli.out, "w"), indent=1)
 for width in map(int, cli.plain.split(",")):
     _, seconds, peak = timed(lambda: bench.plain_generate(model, tokenizer, prompts, width, args.eval_tokens))
     results["plain"][width] = {"s": seconds, "peak_gib": peak}
-    print(f"plain width {width}: {seconds} s, peak {peak} GiB", flush=True)
+    print(f"plain {width} rows a batch: {seconds} s, peak {peak} GiB", flush=True)
     json.dump(results, open(cli.out, "w"), indent=1)
