@@ -9,7 +9,6 @@ after one untimed warm-up pass; then plain `model.generate` at the given batch s
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -21,6 +20,7 @@ sys.argv.append("--no-unsloth")  # read by training.py at import (bench imports 
 import bench  # noqa: E402
 import generation  # noqa: E402
 from modeling import load_tokenizer  # noqa: E402
+from utils import atomic_write_json  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument("--ours", default="256u,256,264,330,440,660",
@@ -28,7 +28,7 @@ p.add_argument("--ours", default="256u,256,264,330,440,660",
 p.add_argument("--plain", default="256", help="batch widths of plain generate")
 p.add_argument("--out", required=True)
 cli, rest = p.parse_known_args()  # the rest are bench.py's (--tokenizer, --gsm8k-dir, --model, --device ...)
-args = bench.parse_args([a for a in rest if a != "--no-unsloth"] + ["--no-unsloth"])
+args = bench.parse_args(rest)  # with the --no-unsloth appended above
 cuda = args.device.type == "cuda"
 tokenizer = load_tokenizer(args.tokenizer)
 prompts, source = bench.eval_prompts(args)
@@ -69,13 +69,14 @@ for name in cli.ours.split(","):
     reference = reference or ids
     same = sum(a == b for a, b in zip(ids, reference))
     width = batch_size if uneven else generation.even_width(len(prompts), batch_size)
-    results["ours"][name] = {"s": seconds, "peak_gib": peak, "batches": -(-len(prompts) // width),
-                             "batch_width": width, "same_tokens_as_first": same}
-    print(f"ours  {name}: {-(-len(prompts) // width)} batches of {width} rows: {seconds} s, peak {peak} GiB, "
+    batches = -(-len(prompts) // width)
+    results["ours"][name] = {"s": seconds, "peak_gib": peak, "batches": batches, "batch_width": width,
+                             "same_tokens_as_first": same}
+    print(f"ours  {name}: {batches} batches of {width} rows: {seconds} s, peak {peak} GiB, "
           f"{same}/{len(prompts)} token-identical to the first", flush=True)
-    json.dump(results, open(cli.out, "w"), indent=1)
+    atomic_write_json(cli.out, results)
 for width in map(int, cli.plain.split(",")):
     _, seconds, peak = timed(lambda: bench.plain_generate(model, tokenizer, prompts, width, args.eval_tokens))
     results["plain"][width] = {"s": seconds, "peak_gib": peak}
     print(f"plain {width} rows a batch: {seconds} s, peak {peak} GiB", flush=True)
-    json.dump(results, open(cli.out, "w"), indent=1)
+    atomic_write_json(cli.out, results)
