@@ -49,6 +49,7 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
     _stack_forward_maps = None  # ({stack: compiled forward}, {stack: class forward}), built at the first step
     _compile_fallback = None  # CompileFallback of the compiled stack: set once a compile failed
     _cudnn_attention = None  # whether SDPA may pick cuDNN outside the training step: the decode keeps that
+    _warned_dtypes = False  # warned once that mixed precision's dtype differs from the weights'
 
     def _fast_path_applies(self, images, multimodal_fields):
         return not (self.use_vllm or self.use_transformers_continuous_batching or images or multimodal_fields
@@ -96,7 +97,7 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
         drop_repeated_input_grad_hooks(model)  # the first generation: PEFT and the Trainer each added one
         device = self.accelerator.device
         rows = len(prompt_ids)  # TRL repeats each prompt num_generations times: one row per completion
-        if self.static_cache is True or (self.static_cache == "auto" and device.type == "cuda"):
+        if self._static_decode_applies(model, device):
             # grow-only, so a step with longer prompts records a new graph at most once per size
             length = generation.cache_length(max(map(len, prompt_ids)), self.max_completion_length)
             if self._decoder is None or self._decoder.length < length or self._decoder.width < rows:
@@ -109,6 +110,23 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
                                    top_p=self.top_p, top_k=self.top_k or 0, batch_size=rows, seed=seed,
                                    progress=False, static_cache=False, decoder=self._decoder, return_ids=True)
         return [out[0]["token_ids"] for out in outputs], None  # ids up to and including EOS, as TRL's path
+
+
+    def _static_decode_applies(self, model, device):
+        """Whether the kept static cache (and its CUDA graph) decodes. Not where mixed precision's dtype is not
+        the weights' (fp32 weights under bf16, bf16 under fp16): accelerate runs every forward under autocast,
+        whose keys come out of the rotary embedding in the weights' dtype and values in autocast's, and HF's
+        StaticCache holds one dtype (index_copy_ fails). The dynamic cache takes both."""
+        if not (self.static_cache is True or (self.static_cache == "auto" and device.type == "cuda")):
+            return False
+        autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.accelerator.mixed_precision)
+        if autocast_dtype in (None, model.dtype):
+            return True
+        if not self._warned_dtypes:
+            self._warned_dtypes = True
+            warnings.warn(f"{model.dtype} weights under {autocast_dtype} mixed precision: the fast generation "
+                          f"decodes without its static cache (slower); load the model in {autocast_dtype} for it")
+        return False
 
 
 def drop_repeated_input_grad_hooks(model):

@@ -115,7 +115,8 @@ def test_compiled_decode_compiles_once_across_steps(tmp_path, tiny_model_dir, ti
     peft_config = (LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
                    if lora else None)
     trainer = tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, True, peft_config, max_steps=4,
-                                per_device_train_batch_size=4, num_generations=2, gradient_checkpointing=True)
+                                per_device_train_batch_size=4, num_generations=2, gradient_checkpointing=True,
+                                bf16=False)  # fp32 on CUDA too: fp32 weights under bf16 skip the static cache
     trainer.static_cache, trainer.compile_decode = True, True  # the GPU path's kept decoder, compiled
     graphs = []
 
@@ -131,12 +132,35 @@ def test_compiled_decode_compiles_once_across_steps(tmp_path, tiny_model_dir, ti
     assert graphs == [1, 1, 1, 1]
 
 
+@pytest.mark.parametrize("weights", ["float32", "bfloat16"])
+def test_fast_trainer_decodes_under_bf16_mixed_precision(tmp_path, tiny_model_dir, tiny_data, weights):
+    """bf16 mixed precision (accelerate's autocast around every forward, here on the CPU): with bf16 weights the
+    static cache decodes; with fp32 weights autocast gives it fp32 keys and bf16 values, which HF's StaticCache
+    cannot hold (index_copy_ failed at the first step), so the trainer warns and decodes with the dynamic cache."""
+    import warnings
+
+    from modeling import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_model_dir)
+    train_ds = training.conversational_dataset(load_split(tiny_data, "train")[:4], columns=("prompt", "answer"))
+    trainer = tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, True, per_device_train_batch_size=4,
+                                num_generations=2, bf16=True, use_cpu=True)
+    trainer.model.to(getattr(torch, weights))
+    trainer.static_cache = True
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.train()
+    warned = [str(w.message) for w in caught if "mixed precision" in str(w.message)]
+    assert (trainer._decoder is None) == (weights == "float32") == bool(warned)
+    assert trainer.state.global_step == 1
+
+
 @pytest.mark.parametrize("mode", ["eager", "fused_norms", "compiled", "compiled_lora"])
 def test_fast_grpo_loss_and_gradients_equal_trl(tmp_path, tiny_model_dir, tiny_data, monkeypatch, mode):
     """The issue's check on the same completions: the fast trainer samples a generation batch through its hook,
     stock TRL is handed those completions, both run a training step on them (loss, backward); loss and
-    gradients must match. fused_norms: the fast step runs fused RMSNorm as it does on CUDA (forced onto the
-    CPU here). compiled: the fast step runs its decoder stack compiled (--compile_layers; on CPU with the
+    gradients must match. fused_norms: the fast step runs fused RMSNorm as it does on CUDA (on the CPU too,
+    forced); eager: the model's own norms (on CUDA too, forced). compiled: the fast step runs its decoder stack compiled (--compile_layers; on CPU with the
     aot_eager backend, on CUDA with Inductor), under gradient checkpointing in both trainers: one graph, none
     again for a second step at other sequence lengths (compiled_lora: a LoRA, whose KL reference, the adapter
     disabled, takes a second graph). A length reward makes the advantages nonzero (random weights earn no
@@ -150,8 +174,8 @@ def test_fast_grpo_loss_and_gradients_equal_trl(tmp_path, tiny_model_dir, tiny_d
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"], init_lora_weights=False,
                       task_type="CAUSAL_LM") if mode == "compiled_lora" else None
     graphs = 2 if lora else 1
-    if fused_norms:
-        monkeypatch.setattr(generation, "FUSED_NORM_DEVICES", ("cpu",))
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the trainer's
+    monkeypatch.setattr(generation, "FUSED_NORM_DEVICES", (device,) if fused_norms else ())
     torch._dynamo.reset()
     counters.clear()
     tokenizer = load_tokenizer(tiny_model_dir)

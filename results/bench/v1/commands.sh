@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench.py on one GPU, issue-7 sizes (Qwen2.5-1.5B shape, random bf16; eval 1319 x 256; GRPO 8 x 8 x 256, full
-# and LoRA r=64; SFT LoRA). From the repo root: OUT=/some/dir bash .device/bench.sh   (must end within 500 s)
-# Extra arguments go to bench.py (CPU dry run: ... bash .device/bench.sh --device cpu --model tiny --eval-prompts 8 ...).
+# and LoRA r=64; SFT LoRA). From the repo root: OUT=/some/dir bash results/bench/v1/commands.sh   (must end within 500 s)
+# Extra arguments go to bench.py (CPU dry run: ... bash results/bench/v1/commands.sh --device cpu --model tiny --eval-prompts 8 ...).
 # Parts run floor, eval, grpo_full, grpo_lora, sft; the JSON and .md are rewritten after each, so a timeout
 # keeps what finished. Plain generate runs on 128 of the 1319 prompts (2 batches of 64) and is scaled: labelled.
 set -uo pipefail
