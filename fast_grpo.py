@@ -111,7 +111,6 @@ class FastGenerationGRPOTrainer(GRPOTrainer):
                                    progress=False, static_cache=False, decoder=self._decoder, return_ids=True)
         return [out[0]["token_ids"] for out in outputs], None  # ids up to and including EOS, as TRL's path
 
-
     def _static_decode_applies(self, model, device):
         """Whether the kept static cache (and its CUDA graph) decodes. Not where mixed precision's dtype is not
         the weights' (fp32 weights under bf16, bf16 under fp16): accelerate runs every forward under autocast,
