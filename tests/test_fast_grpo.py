@@ -62,13 +62,10 @@ def test_fast_grpo_generation_equals_trl(tmp_path, tiny_model_dir, tiny_data, lo
     assert trainers[True].state.global_step == 1
 
 
-@pytest.mark.parametrize("lora", [False, True])
-def test_fast_trainer_keeps_one_embedding_hook_across_steps(tmp_path, tiny_model_dir, tiny_data, lora):
-    """TRL re-enables gradient checkpointing after each generation, which in transformers 5.17 adds one more
-    make-inputs-require-grads hook to the embedding every time; the fast trainer keeps one (without the fix:
-    2, 3, 4 hooks, 3, 4, 5 with LoRA), and training still updates the trainable weights."""
+def multistep_trainer(tmp_path, tiny_model_dir, tiny_data, lora, max_steps, **grpo_args):
+    """The fast trainer for several steps of 2 prompts x 2 generations with gradient checkpointing on (which TRL
+    turns off and on around every generation), with or without a LoRA."""
     from peft import LoraConfig
-    from transformers import TrainerCallback
 
     from modeling import load_tokenizer
 
@@ -76,18 +73,34 @@ def test_fast_trainer_keeps_one_embedding_hook_across_steps(tmp_path, tiny_model
     train_ds = training.conversational_dataset(load_split(tiny_data, "train")[:8], columns=("prompt", "answer"))
     peft_config = (LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
                    if lora else None)
-    trainer = tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, True, peft_config, max_steps=3,
-                                per_device_train_batch_size=4, num_generations=2, gradient_checkpointing=True,
-                                learning_rate=1e-2)
+    return tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, True, peft_config, max_steps=max_steps,
+                             per_device_train_batch_size=4, num_generations=2, gradient_checkpointing=True,
+                             **grpo_args)
+
+
+def after_each_step(trainer, read):
+    """A list that gets read() at the end of every optimizer step of trainer.train()."""
+    from transformers import TrainerCallback
+
+    values = []
+
+    class Record(TrainerCallback):
+        def on_step_end(self, *args, **kwargs):
+            values.append(read())
+
+    trainer.add_callback(Record())
+    return values
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_fast_trainer_keeps_one_embedding_hook_across_steps(tmp_path, tiny_model_dir, tiny_data, lora):
+    """TRL re-enables gradient checkpointing after each generation, which in transformers 5.17 adds one more
+    make-inputs-require-grads hook to the embedding every time; the fast trainer keeps one (without the fix:
+    2, 3, 4 hooks, 3, 4, 5 with LoRA), and training still updates the trainable weights."""
+    trainer = multistep_trainer(tmp_path, tiny_model_dir, tiny_data, lora, max_steps=3, learning_rate=1e-2)
     trainer.reward_funcs[0] = lambda completions, **kwargs: [float(len(str(c))) for c in completions]
     embedding = trainer.model.get_input_embeddings()
-    counts = []
-
-    class CountHooks(TrainerCallback):
-        def on_step_end(self, *args, **kwargs):
-            counts.append(len(embedding._forward_hooks))
-
-    trainer.add_callback(CountHooks())
+    counts = after_each_step(trainer, lambda: len(embedding._forward_hooks))
     trained = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
     trainer.train()
     assert counts == [1, 1, 1]
@@ -100,31 +113,15 @@ def test_compiled_decode_compiles_once_across_steps(tmp_path, tiny_model_dir, ti
     embedding's hooks; with one more hook a step (TRL's gradient-checkpointing toggle), each step recompiled
     (4 graphs here, where no CUDA graph skips the guards), and after 8 the decode would run uncompiled. With a
     LoRA, PEFT and the Trainer each add a hook before the first generation: dropped there too."""
-    from peft import LoraConfig
-
     import functools
 
     from torch._dynamo.utils import counters
-    from transformers import TrainerCallback
-
-    from modeling import load_tokenizer
 
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))  # dynamo, no Inductor
-    tokenizer = load_tokenizer(tiny_model_dir)
-    train_ds = training.conversational_dataset(load_split(tiny_data, "train")[:8], columns=("prompt", "answer"))
-    peft_config = (LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
-                   if lora else None)
-    trainer = tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, True, peft_config, max_steps=4,
-                                per_device_train_batch_size=4, num_generations=2, gradient_checkpointing=True,
+    trainer = multistep_trainer(tmp_path, tiny_model_dir, tiny_data, lora, max_steps=4,
                                 bf16=False)  # fp32 on CUDA too: fp32 weights under bf16 skip the static cache
     trainer.static_cache, trainer.compile_decode = True, True  # the GPU path's kept decoder, compiled
-    graphs = []
-
-    class CountGraphs(TrainerCallback):
-        def on_step_end(self, *args, **kwargs):
-            graphs.append(counters["stats"]["unique_graphs"])
-
-    trainer.add_callback(CountGraphs())
+    graphs = after_each_step(trainer, lambda: counters["stats"]["unique_graphs"])
     torch._dynamo.reset()
     counters.clear()
     trainer.train()
