@@ -84,8 +84,9 @@ class ScriptArguments:
                 "length took ~1 s). Pays in long runs only: on an H200 at 8 prompts x 8 x 256 tokens, full fine-tune, "
                 "steps took 1.6-1.9 s instead of ~2.1-5.7 s (peak memory 15.7 instead of 14.2 GiB), after a first "
                 "step of 240-310 s (compile); LoRA r=64: 2.0-2.5 s instead of ~3.5-3.9 s, after a first step of "
-                "360-410 s (stock TRL on that config: 10-14 s full, 14-26 s LoRA). Not with Unsloth's patched layers; untested with several processes, DeepSpeed and 4-bit "
-                "weights. Off: eager layers with fused RMSNorm kernels."})
+                "360-410 s (stock TRL on that config: 10-14 s full, 14-26 s LoRA). Not with Unsloth's patched "
+                "layers; untested with several processes, DeepSpeed and 4-bit weights. Off: eager layers with fused "
+                "RMSNorm kernels."})
 
 
 @dataclass

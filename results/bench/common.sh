@@ -10,7 +10,7 @@ TOK=.qwen-tok; [ -d "$TOK" ] || TOK=../shared/models/qwen-tokenizer
 GSM=.gsm8k; [ -d "$GSM" ] || GSM=../shared/data/gsm8k
 DATA="--tokenizer $TOK --gsm8k-dir $GSM"
 BENCH="$PY bench.py --no-unsloth $DATA"
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv > "$WORK/env.txt" 2>&1
+nvidia-smi --query-gpu=name,uuid,memory.total,driver_version,clocks.max.sm --format=csv > "$WORK/env.txt" 2>&1
 $PY -c "import torch, transformers, trl, peft; print(torch.__version__, transformers.__version__, trl.__version__,
 peft.__version__)" >> "$WORK/env.txt" 2>&1
 

@@ -15,7 +15,6 @@ case $PART in check|full|stock|lora) ;; *) echo "unknown part: $PART (check, ful
 OUT=${OUT:-results/bench/v8/out}
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"  # $WORK, env.txt, $BENCH, $DATA, $PY, $TOK, run
 export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor-v8
-nvidia-smi --query-gpu=uuid --format=csv > "$WORK/uuid_$PART.txt"  # same machine across parts?
 
 if [ "$PART" = check ]; then
     TEST_TOKENIZER_DIR=$TOK timeout 240 $PY -m pytest -q -p no:cacheprovider -rs --tb=short tests/test_generation.py \
