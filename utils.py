@@ -398,7 +398,7 @@ def read_manifest(adapter_dir):
     return read_json(path, "training manifest") if os.path.exists(path) else None
 
 
-SPLITS = ("train", "val", "test", "test_ood")
+SPLITS = ("train", "val", "test", "test_ood", "test_near", "test_far")
 
 
 def load_split(path, split):
