@@ -6,6 +6,7 @@ writes report.md and PNGs (into the same folder unless --out). It only reads fil
     python report.py results/quick
     python report.py results/quick --train-log sft=outputs/quick/sft --train-log grpo=outputs/quick/grpo
     python report.py results/full --out reports/full --bootstrap-samples 20000
+    python report.py results/small     # a multi-seed study: config.yaml + seed1/, seed2/, ... (study_report.py)
 
 Results files are recognised by their content (summary.benchmark + summary.split), not their names;
 the run is summary.name (baseline, sft, grpo, sft_grpo are tabled in that order, other names after).
@@ -465,14 +466,14 @@ def atomic_write(path, write):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("study_dir", help="folder of results JSONs, e.g. results/quick")
+    p.add_argument("study_dir", help="folder of results JSONs, e.g. results/quick, or of seed*/ folders")
     p.add_argument("--train-log", action="append", default=[], metavar="RUN=PATH",
                    help="training curves of RUN from a training output dir or train_log.jsonl (repeatable)")
     p.add_argument("--out", default=None, help="where report.md and PNGs go (default: the study folder)")
     p.add_argument("--baseline", default="baseline", help="run the paired tests compare against")
     p.add_argument("--bootstrap-samples", type=int, default=10000,
                    help="resamples for the paired bootstrap (runs with several outputs per item)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the paired bootstrap")
+    p.add_argument("--seed", type=int, default=0, help="seed of the paired (study: hierarchical) bootstrap")
     return p.parse_args(argv)
 
 
@@ -480,6 +481,10 @@ def main(argv=None):
     args = parse_args(argv)
     if args.bootstrap_samples < 1:
         raise UserError("--bootstrap-samples must be at least 1")
+    import study_report  # here, not at the top: it imports this module
+
+    if study_report.is_study(args.study_dir):  # seed*/ subfolders: the multi-seed study report
+        return study_report.main(args)
     results = load_results(args.study_dir)
     logs = load_train_logs(args.train_log, args.study_dir, {r.run for r in results})
     out_dir = args.out or args.study_dir

@@ -3,26 +3,31 @@
 import json
 import os
 
+import numpy as np
 import pytest
 from conftest import run_script
 
 import report
+import stats
+import utils
 from utils import UserError
 
 N = 20  # items per synthetic split
 
 
 def write_result(path, name, benchmark, split, strict, lenient=None, sha="sha-linear", ids=None,
-                 answers=None, **summary_extra):
-    """A results JSON in the contract's schema. strict/lenient: per item, a list of per-output bools."""
+                 answers=None, texts=None, **summary_extra):
+    """A results JSON in the contract's schema. strict/lenient: per item, a list of per-output bools;
+    texts: per item, the output texts ("..." when None)."""
     lenient = lenient or strict
     ids = ids or [f"{split}-{i:04d}" for i in range(len(strict))]
     answers = answers or [{"x": i, "y": -i} if benchmark == "linear_equation" else i for i in range(len(strict))]
     modes = ["strict", "lenient"] if benchmark == "linear_equation" else ["strict", "flexible", "lenient"]
     records, outputs = [], 0
-    for item_id, answer, s_item, l_item in zip(ids, answers, strict, lenient):
-        outs = [{"text": "...", "num_tokens": 5, "truncated": False, "parsed": {},
-                 "correct": {"strict": s, "flexible": l, "lenient": l}} for s, l in zip(s_item, l_item)]
+    texts = texts or [["..."] * len(item) for item in strict]
+    for item_id, answer, s_item, l_item, t_item in zip(ids, answers, strict, lenient, texts):
+        outs = [{"text": t, "num_tokens": 5, "truncated": False, "parsed": {},
+                 "correct": {"strict": s, "flexible": l, "lenient": l}} for s, l, t in zip(s_item, l_item, t_item)]
         records.append({"id": item_id, "answer": answer, "outputs": outs})
         outputs += len(outs)
     flat = {"strict": [c for item in strict for c in item], "lenient": [c for item in lenient for c in item]}
@@ -211,3 +216,151 @@ def test_cli_error_is_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: study folder not found: {tmp_path / 'missing'} "
                                                   f"(run the eval scripts with --out {tmp_path / 'missing'})"]
+
+
+# ----------------------------------------------------------------------------
+# Multi-seed study folders (study_report.py)
+
+STUDY_CONFIG = """
+arm_labels: {base: "Base model", s0: "S0 (SFT warm start)", sft_more: "(b) SFT continued", grpo: "(c) GRPO",
+             rft: "(d) Rejection-sampling FT", grpo_base: "GRPO from base (control)"}
+contrasts:
+  primary:
+    - {a: grpo, b: sft_more, benchmark: linear_equation, split: test}
+    - {a: grpo, b: sft_more, benchmark: linear_equation, split: test_near}
+  secondary:
+    - {a: grpo, b: rft, benchmark: linear_equation, split: test}
+    - {a: grpo, b: base, benchmark: gsm8k, split: test}
+mode: strict
+"""
+
+
+def fake_check_trace(text):
+    """Stand-in for utils.check_trace with its API: a line reading "bad" is a wrong line."""
+    lines = text.splitlines()
+    bad = [i for i, line in enumerate(lines, 1) if line == "bad"]
+    return {"checked": len(lines), "errors": len(bad), "valid": not bad,
+            "first_error": bad[0] if bad else None, "first_error_line": "bad" if bad else None}
+
+
+def correct_first(k, n=N):
+    """Items 0..k-1 right; outputs: right ones check, wrong even items go wrong on line 2, odd ones check."""
+    return single(set(range(k)), n), [["ok\nok" if i < k or i % 2 else "ok\nbad"] for i in range(n)]
+
+
+# correct items per (arm, split) and seed 1, 2, 3 (rft: no results at all)
+STUDY_CORRECT = {("base", "test"): (2, 2, 2), ("s0", "test"): (4, 5, 6), ("sft_more", "test"): (5, 5, 5),
+                 ("grpo", "test"): (11, 12, 13), ("grpo_base", "test"): (3, 3, 3),
+                 ("sft_more", "test_near"): (6, 6, 6), ("grpo", "test_near"): (7, 8, 9)}
+
+
+@pytest.fixture
+def multi_seed(tmp_path, monkeypatch):
+    monkeypatch.setattr(utils, "check_trace", fake_check_trace, raising=False)
+    d = tmp_path / "small"
+    d.mkdir()
+    (d / "config.yaml").write_text(STUDY_CONFIG)
+    for s in (1, 2, 3):
+        sd = d / f"seed{s}"
+        sd.mkdir()
+        for (arm, split), ks in STUDY_CORRECT.items():
+            strict, texts = correct_first(ks[s - 1])
+            write_result(sd / f"{arm}_linear_equation_{split}.json", arm, "linear_equation", split, strict,
+                         texts=texts)
+        ids = [f"gsm8k-test-{i:04d}" for i in range(N)]
+        write_result(sd / "grpo_gsm8k.json", "grpo", "gsm8k", "test", single(set(range(8))), ids=ids)
+        if s < 3:  # base's GSM8K eval of seed 3 is missing: that contrast uses 2 seeds
+            write_result(sd / "base_gsm8k.json", "base", "gsm8k", "test", single(set(range(4))), ids=ids)
+            # pass@k, n=4: per-item correct counts 0, 1, 2, 4 (x5)
+            write_result(sd / "grpo_passk_linear_equation_test.json", "grpo_passk", "linear_equation", "test",
+                         [[j < c for j in range(4)] for c in (0, 1, 2, 4) * 5],
+                         generation={"num_samples": 4, "temperature": 1.0, "max_new_tokens": 256})
+        rows = [{"step": st, "loss": 1 / st, "num_tokens": 250 * st * s, "elapsed_s": st} for st in (1, 2, 3, 4)]
+        rows[1]["val_accuracy"], rows[3]["val_accuracy"] = 0.3, 0.4 + 0.05 * s
+        rows.append({"step": 4, "compute_flops": 1e15 * s, "train_seconds": 100.0 * s})
+        for arm in ("grpo", "sft_more"):
+            (sd / f"{arm}_train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (sd / "timings.json").write_text(json.dumps({"train_grpo": 10.0 * s}))
+    return d
+
+
+def contrast_diffs(a_ks, b_ks):
+    """Per-seed paired diffs of two 'items 0..k-1 right' arms."""
+    return [np.array([float(i < ka) - float(i < kb) for i in range(N)]) for ka, kb in zip(a_ks, b_ks)]
+
+
+def test_study_report(multi_seed):
+    path = report.main([str(multi_seed), "--bootstrap-samples", "500"])
+    text = open(path).read()
+    assert path == str(multi_seed / "report.md")
+
+    # accuracy: mean over seeds, then each seed; rft has no files; GSM8K base lacks seed 3
+    assert table_row(text, "## Accuracy", "Arm")[:5] == ["Arm", "seeds", "linear_equation test",
+                                                          "linear_equation test_near", "gsm8k test"]
+    assert table_row(text, "## Accuracy", "(c) GRPO")[1:5] == [
+        "3", "60.0% (55.0, 60.0, 65.0)", "40.0% (35.0, 40.0, 45.0)", "40.0% (40.0, 40.0, 40.0)"]
+    assert table_row(text, "## Accuracy", "Base model")[4] == "20.0% (20.0, 20.0, –)"
+    assert table_row(text, "## Accuracy", "(d) Rejection-sampling FT")[1:3] == ["0", "–"]
+    assert [r[0] for r in table_rows(text, "## Accuracy")[2:]] == [
+        "Base model", "S0 (SFT warm start)", "(b) SFT continued", "(c) GRPO", "(d) Rejection-sampling FT",
+        "GRPO from base (control)"]
+
+    # primary contrasts: point estimates are exact (35 and 10 pp); p and Holm as stats computes them
+    tests = [stats.hierarchical_bootstrap_diff(contrast_diffs(STUDY_CORRECT[("grpo", sp)],
+                                                              STUDY_CORRECT[("sft_more", sp)]), 500, 0)
+             for sp in ("test", "test_near")]
+    holm = stats.holm([t["p"] for t in tests])
+    primary = table_rows(text, "### Primary")[2:]
+    assert [r[1] for r in primary] == ["linear_equation test", "linear_equation test_near"]
+    for row, t, h in zip(primary, tests, holm):
+        lo, hi = t["ci95"]
+        assert row[0] == "(c) GRPO vs (b) SFT continued"
+        assert row[2] == f"{100 * t['delta']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+        assert row[3:7] == ["3", "20", report_p(t["p"]), report_p(h)]
+    assert primary[0][2].startswith("+35.0 [") and primary[1][2].startswith("+10.0 [")
+    assert primary[0][5:7] == ["0.002", "0.00399"]  # smallest bootstrap p 1/501, doubled by Holm
+
+    # secondary: unadjusted; the missing arm is named instead of a crash; GSM8K uses the 2 seeds with both
+    secondary = table_rows(text, "### Secondary")
+    assert "p (Holm)" not in secondary[0] and "exploratory" in text
+    assert secondary[2][2] == "n/a (no `rft` results for linear_equation test)"
+    assert secondary[3][2].startswith("+20.0 [") and secondary[3][3:5] == ["2", "20"]
+    assert "grpo vs base, gsm8k test: seed3 lacks `base`" in text
+
+    # trace validity (stand-in check_trace): sft_more test: 5 right + 8 odd wrong items check = 65%
+    valid = [r for r in table_rows(text, "## Trace validity")[2:] if r[0] == "(b) SFT continued"]
+    assert valid[0][1:6] == ["test", "60", "65.0% (65.0, 65.0, 65.0)", "0/15 (0.0%)", "24/45 (53.3%)"]
+    first = table_row(text, "First wrong line", "(b) SFT continued")
+    assert first[1:4] == ["87", "0 (0%)", "42 (48%)"] and first[-1] == "45 (52%)"  # 15 + 14 wrong x 3 seeds
+
+    # pass@k: c = 0, 1, 2, 4 of n = 4 -> pass@1 .4375, pass@2 (0 + 1/2 + 5/6 + 1) / 4, pass@4 .75; 2 seeds
+    assert table_row(text, "## pass@k", "(c) GRPO")[1:9] == [
+        "linear_equation test", "4", "2", "43.8%", "58.3%", "75.0%", "", ""]
+    # compute: mean over seeds of the last values (flops 1e15 s, seconds 100 s, tokens 1000 s)
+    assert table_row(text, "## Training", "(c) GRPO")[1:6] == ["3", "4", "2e+03", "2e+15", "200"]
+    assert table_row(text, "Stage wall-clock", "train_grpo")[1:] == ["3", "20"]
+    for name in ("seed_accuracy.png", "trace_first_error.png", "passk.png", "learning_curves.png"):
+        data = (multi_seed / name).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 5000, name
+        assert f"]({name})" in text
+    assert not [f for f in os.listdir(multi_seed) if f.startswith(".tmp-")]
+
+
+def report_p(p):
+    return f"{p:.3g}" if p >= 0.001 else "< 0.001"
+
+
+def test_study_report_missing_arm(multi_seed, tmp_path, monkeypatch):
+    """No grpo files for test_near: that primary contrast is n/a and Holm runs over the one left."""
+    for f in multi_seed.glob("seed*/grpo_linear_equation_test_near.json"):
+        f.unlink()
+    monkeypatch.delattr(utils, "check_trace")  # a checkout without it: the section says so
+    text = open(report.main([str(multi_seed), "--out", str(tmp_path / "out"), "--bootstrap-samples",
+                             "500"])).read()
+    primary = table_rows(text, "### Primary")[2:]
+    assert primary[0][5:7] == ["0.002", "0.002"]
+    assert primary[1][2] == "n/a (no `grpo` results for linear_equation test_near)"
+    assert table_row(text, "## Accuracy", "(c) GRPO")[3] == "–"
+    assert "`utils.check_trace` is not available" in text
+    with pytest.raises(UserError, match="--train-log is for a single results folder"):
+        report.main([str(multi_seed), "--train-log", "grpo=x"])
