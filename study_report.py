@@ -213,7 +213,10 @@ def passk_table(study, mode):
     for key, per_seed in study.passk.items():
         counts = {s: [(len(rec["outputs"]), sum(bool(o["correct"][mode]) for o in rec["outputs"]))
                       for rec in r.records if rec["outputs"]] for s, r in per_seed.items()}
-        n = min(c[0] for cs in counts.values() for c in cs)  # k above the smallest n is undefined
+        n = min((c[0] for cs in counts.values() for c in cs), default=0)  # k above the smallest n is undefined
+        if n == 0:
+            print(f"skipping pass@k of {key}: no per-item outputs")
+            continue
         ks = {k: seed_values(study, counts, lambda cs, k=k: stats.mean_pass_at_k(cs, k)) for k in KS if k <= n}
         rows.append({"key": key, "n": n, "seeds": len(per_seed), "ks": ks})
     return sorted(rows, key=lambda r: (study.arms.index(r["key"][0]), r["key"][1:]))
