@@ -1,8 +1,11 @@
-"""Supervised fine-tuning with LoRA on the train split of data.json; the loss covers only the response.
+"""Supervised fine-tuning (LoRA, or every weight with --use_peft false) on the train split of data.json; the loss
+covers only the response.
 
     python sft.py --model smollm2-135m --num_train_epochs 1 --output_dir outputs/sft-smollm2   # CPU smoke run
     python sft.py --output_dir outputs/sft-qwen            # Qwen2.5-1.5B-Instruct with the study's settings (GPU)
     python sft.py --config sft.yaml --loss-on-prompt       # flags from YAML; ablation: loss on the prompt too
+    python sft.py --model smollm2-135m --use_peft false --learning_rate 2e-4 --train_slice 0:3000 \
+        --output_dir outputs/s0          # full fine-tuning of a small model on the first 3000 train items
 
 Defaults follow the original study: LoRA r=64, alpha=64 on all seven projections, lr 5e-4, 3 epochs,
 batch 16, warmup 10%, weight decay 0.01, max length 768, seed 3407. One deliberate change: the loss is
@@ -26,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from trl import ModelConfig, SFTConfig, SFTTrainer
 
-from training import JsonlLogCallback, ModelArguments
+from training import JsonlLogCallback, ModelArguments, select_train
 from utils import UserError, cli, is_main_process, load_split
 
 # ----------------------------------------------------------------------------
@@ -34,7 +37,7 @@ from utils import UserError, cli, is_main_process, load_split
 
 
 @dataclass
-class ScriptArguments:
+class ScriptArguments(training.RunArguments):
     data: str = field(default="data.json", metadata={
         "help": "data.json written by data.py: trains on its train split, eval loss on its val split."})
     loss_on_prompt: bool = field(default=False, metadata={
@@ -92,6 +95,7 @@ def parse_args(argv=None):
         raise UserError("--completion_only_loss contradicts --loss-on-prompt; use only --loss-on-prompt")
     if training_args.resume_from_checkpoint:
         raise UserError("use --resume: it continues from the last checkpoint in --output_dir")
+    training.check_run_args(script_args)
     return script_args, model_args, training_args
 
 
@@ -109,16 +113,18 @@ def describe(script_args, model_args, training_args):
 # Stages
 
 
-def load_datasets(data_path, with_val=True):
-    """(train records, train dataset, val dataset or None) as TRL prompt/completion conversational rows.
+def load_datasets(data_path, with_val=True, train_slice=None):
+    """(train records, train dataset, val records, val dataset or None) as TRL prompt/completion conversational rows.
 
-    Only the train split is trained on and only val is evaluated on; the test splits are never loaded.
+    Only the train split (or its --train_slice) is trained on and only val is evaluated on; the test splits are
+    never loaded.
     """
-    train_records = load_split(data_path, "train")
+    train_records = select_train(load_split(data_path, "train"), train_slice)
     columns = ("prompt", "completion")
     train_ds = training.conversational_dataset(train_records, columns)
-    val_ds = training.conversational_dataset(load_split(data_path, "val"), columns) if with_val else None
-    return train_records, train_ds, val_ds
+    val_records = load_split(data_path, "val") if with_val else []
+    val_ds = training.conversational_dataset(val_records, columns) if with_val else None
+    return train_records, train_ds, val_records, val_ds
 
 
 def build_model(model_args, training_args):
@@ -151,21 +157,27 @@ def train(trainer, checkpoint=None):
 def save(trainer, tokenizer, train_records, script_args, model_args, training_args):
     output_dir = training_args.output_dir
     config = training.run_config(script_args, model_args, training_args)
-    training.finish_run(trainer, tokenizer, output_dir, config, train_records, script_args.data)
+    training.finish_run(trainer, tokenizer, output_dir, config, train_records, script_args.data,
+                        model_args.model_name_or_path)
     if trainer.is_world_process_zero():
-        print(f"saved adapter, tokenizer, config, log and manifest to {output_dir}")
+        what = "adapter" if model_args.use_peft else "model"
+        print(f"saved {what}, tokenizer, config, log and manifest to {output_dir}")
     return output_dir
 
 
 def main(argv=None):
     script_args, model_args, training_args = parse_args(argv)
-    train_records, train_ds, val_ds = load_datasets(script_args.data, training_args.eval_strategy != "no")
-    checkpoint = training.prepare_output_dir(script_args, training_args, train_records)
+    with_val = training_args.eval_strategy != "no" or script_args.val_steps > 0
+    train_records, train_ds, val_records, val_ds = load_datasets(script_args.data, with_val, script_args.train_slice)
+    checkpoint = training.prepare_output_dir(script_args, training_args, train_records, model_args.model_name_or_path)
     if is_main_process():  # one copy of the config, not one per process
         print(describe(script_args, model_args, training_args))
-        print(f"data: {len(train_ds)} train, {len(val_ds) if val_ds else 0} val items from {script_args.data}")
+        print(f"data: {len(train_ds)} train, {len(val_records)} val items from {script_args.data}")
     model, tokenizer, peft_config = build_model(model_args, training_args)
-    trainer = build_trainer(model, tokenizer, peft_config, training_args, train_ds, val_ds)
+    trainer = build_trainer(model, tokenizer, peft_config, training_args, train_ds,
+                            val_ds if training_args.eval_strategy != "no" else None)
+    training.add_run_callbacks(trainer, script_args, 6, 512, val_records[:script_args.val_limit],
+                               script_args.data)
     train(trainer, checkpoint)
     return save(trainer, tokenizer, train_records, script_args, model_args, training_args)
 

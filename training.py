@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass, field
 
 # pure Python: safe to import before Unsloth
-from utils import UserError, atomic_write_json, is_main_process, library_versions, process_info, write_manifest
+from utils import (MANIFEST_NAME, UserError, atomic_write_json, is_main_process, library_versions, process_info,
+                   read_manifest, write_manifest)
 
 
 def unsloth_usable():
@@ -104,7 +105,8 @@ class ModelArguments(ModelConfig):
                 "CPU (bf16 is 2-3x slower on CPUs).",
         "choices": ["auto", "bfloat16", "float16", "float32"]})
     use_peft: bool = field(default=True, metadata={
-        "help": "Train a LoRA adapter (required: the eval scripts and vLLM load adapters)."})
+        "help": "Train a LoRA adapter (default); --use_peft false fine-tunes every weight and saves a model folder "
+                "that the eval scripts' --model and the trainers' --model_name_or_path load (small models)."})
     lora_r: int = field(default=64, metadata={"help": "LoRA rank (study: 64)."})
     lora_alpha: int = field(default=64, metadata={"help": "LoRA alpha (study: 64, i.e. scale alpha/r = 1)."})
     lora_dropout: float = field(default=0.0, metadata={
@@ -119,18 +121,19 @@ class ModelArguments(ModelConfig):
         super().__post_init__()
         import torch
 
-        if not self.use_peft:
-            raise UserError("full fine-tuning is not supported: these trainers save LoRA adapters (drop --use_peft false)")
-        if self.dtype is None:
-            cuda = torch.cuda.is_available()
+        if not self.use_peft and (self.load_in_4bit or self.load_in_8bit):
+            raise UserError("--use_peft false trains every weight, which 4-/8-bit weights cannot: drop --load_in_4bit")
+        if self.dtype is None:  # full fine-tuning keeps fp32 weights: AdamW's small steps vanish in bf16 weights
+            cuda = torch.cuda.is_available() and self.use_peft
             self.dtype = "float32" if not cuda else "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
         if (self.load_in_4bit or self.load_in_8bit) and not torch.cuda.is_available():
             raise UserError("--load_in_4bit/--load_in_8bit need a CUDA GPU (bitsandbytes)")
 
 
 def uses_unsloth(model_args):
-    """Unsloth only when asked for, possible, and already imported above (importing it late is unsafe)."""
-    return model_args.unsloth and "unsloth" in sys.modules
+    """Unsloth only when asked for, possible, and already imported above (importing it late is unsafe); its LoRA
+    path only (full fine-tuning takes the plain path)."""
+    return model_args.unsloth and model_args.use_peft and "unsloth" in sys.modules
 
 
 def load_model_for_training(model_args, max_length, seed, gradient_checkpointing=True, **unsloth_kwargs):
@@ -176,6 +179,60 @@ def load_model_for_training(model_args, max_length, seed, gradient_checkpointing
         device_map={"": process_info()[2]} if quantization else None,
     )
     return model, load_tokenizer(model_args.model_name_or_path), get_peft_config(model_args)
+
+
+# ----------------------------------------------------------------------------
+# Flags both trainers add to their script arguments
+
+
+@dataclass
+class RunArguments:
+    """Which train items, how much compute, and how often to measure val accuracy (sft.py and grpo.py)."""
+
+    train_slice: str | None = field(default=None, metadata={
+        "help": "Train on these items of the train split only, START:END (e.g. 0:3000, 3000:): a study's arms "
+                "start from one model and train on disjoint parts of one data.json."})
+    max_train_flops: float | None = field(default=None, metadata={
+        "help": "Stop once training compute reaches this many FLOPs (6N per processed token for SFT, 8N for GRPO "
+                "(+2N with a reference model), plus the sampling cost recorded in the data file's meta, if any): "
+                "arms compared at equal compute. Unset = no budget."})
+    val_steps: int = field(default=0, metadata={
+        "help": "Greedy val accuracy every N optimizer steps, before the first and after the last (0 = off)."})
+    val_limit: int | None = field(default=None, metadata={"help": "Validate on the first N val items only."})
+    val_batch_size: int | None = field(default=None, metadata={
+        "help": "Generation batch size for validation (default: generation.py's, 256 on CUDA, 16 on CPU)."})
+    val_max_new_tokens: int | None = field(default=None, metadata={
+        "help": "Generation budget of a validation answer (default: grpo.py's --max_completion_length; sft.py 512)."})
+
+
+def check_run_args(args):
+    if args.val_steps < 0 or (args.val_limit is not None and args.val_limit < 1):
+        raise UserError("--val_steps must be >= 0 (0 = off) and --val_limit >= 1")
+    if args.val_max_new_tokens is not None and args.val_max_new_tokens < 1:
+        raise UserError("--val_max_new_tokens must be >= 1")
+    if args.max_train_flops is not None and not args.max_train_flops > 0:
+        raise UserError("--max_train_flops must be > 0")
+    if args.train_slice:
+        parse_slice(args.train_slice)
+
+
+def sampling_flops(data_path):
+    """The compute that made a data file's responses (sample.py records it), counted in a run's budget."""
+    from utils import read_json
+
+    meta = read_json(data_path, "data file").get("meta", {})
+    return float((meta.get("sampling") or {}).get("flops", 0.0)) if isinstance(meta, dict) else 0.0
+
+
+def add_run_callbacks(trainer, run_args, flops_per_token_per_param, default_max_new_tokens, val_records, data_path):
+    """The compute counter (always: the log records each run's compute) and, with --val_steps, val accuracy."""
+    n = count_parameters(trainer.model)
+    trainer.add_callback(ComputeBudgetCallback(trainer, flops_per_token_per_param * n, run_args.max_train_flops,
+                                               sampling_flops(data_path)))
+    if run_args.val_steps and val_records:
+        trainer.add_callback(ValidationCallback(trainer, val_records, run_args.val_steps,
+                                                run_args.val_max_new_tokens or default_max_new_tokens,
+                                                run_args.val_batch_size))
 
 
 # ----------------------------------------------------------------------------
@@ -287,24 +344,60 @@ def checkpoint_to_resume(output_dir, resume):
     return checkpoint
 
 
-def prepare_output_dir(script_args, training_args, train_records):
+def parse_slice(train_slice):
+    """'3000:' -> (3000, None); anything but START:END with non-negative integers is a UserError."""
+    parts = train_slice.split(":")
+    if len(parts) != 2 or not all(p.strip().isdigit() or not p.strip() for p in parts):
+        raise UserError(f"--train_slice {train_slice!r}: give START:END with non-negative integers, e.g. 3000: or 0:3000")
+    return tuple(int(p) if p.strip() else None for p in parts)
+
+
+def select_train(records, train_slice):
+    """records[START:END] for --train_slice 'START:END' (either may be empty): arms of a study that start from one
+    model train on disjoint parts of one train split."""
+    if not train_slice:
+        return records
+    start, end = parse_slice(train_slice)
+    chosen = records[start:end]
+    if not chosen:
+        raise UserError(f"--train_slice {train_slice} selects no train items (the split has {len(records)})")
+    return chosen
+
+
+def write_run_manifest(output_dir, train_records, data_path, start_model=None):
+    """The manifest of this run's items, plus those of the model it starts from (a folder with a manifest, e.g.
+    an earlier full fine-tune): the eval scripts' guard then covers every item in the model's history."""
+    write_manifest(output_dir, train_records, data_path)
+    parent = read_manifest(start_model) if start_model and os.path.isdir(start_model) else None
+    if parent:
+        path = os.path.join(output_dir, MANIFEST_NAME)
+        with open(path) as f:
+            manifest = json.load(f)
+        manifest["inherited"] = {"from": os.path.abspath(start_model), "data_sha256": parent.get("data_sha256"),
+                                 "ids": parent.get("ids", []), "hashes": parent.get("hashes", [])}
+        manifest["hashes"] = manifest["hashes"] + [h for h in parent.get("hashes", []) if h not in set(manifest["hashes"])]
+        atomic_write_json(path, manifest)
+
+
+def prepare_output_dir(script_args, training_args, train_records, start_model=None):
     """The checkpoint to resume from (None for a fresh run); writes the manifest before the first step,
     so even a crashed run's checkpoints are covered by the eval scripts' contamination guard."""
     checkpoint = checkpoint_to_resume(training_args.output_dir, script_args.resume)
     if is_main_process():
         os.makedirs(training_args.output_dir, exist_ok=True)
-        write_manifest(training_args.output_dir, train_records, script_args.data)
+        write_run_manifest(training_args.output_dir, train_records, script_args.data, start_model)
     return checkpoint
 
 
-def finish_run(trainer, tokenizer, output_dir, config, train_records, data_path):
-    """Adapter + tokenizer + run_config.json + versions.json + training_manifest.json in output_dir."""
+def finish_run(trainer, tokenizer, output_dir, config, train_records, data_path, start_model=None):
+    """Adapter (or, full fine-tuning, the model) + tokenizer + run_config.json + versions.json +
+    training_manifest.json in output_dir."""
     trainer.save_model(output_dir)  # a PEFT model saves only its adapter; every process calls it (ZeRO-3 gathers)
     if not trainer.is_world_process_zero():
         return
     tokenizer.save_pretrained(output_dir)
     save_run_info(output_dir, config)
-    write_manifest(output_dir, train_records, data_path)
+    write_run_manifest(output_dir, train_records, data_path, start_model)
 
 
 class TrainingDiverged(UserError):
@@ -362,3 +455,90 @@ def read_log(output_dir):
         return []
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+# ----------------------------------------------------------------------------
+# Equal compute: a budget in FLOPs, counted from the tokens the trainer processed
+
+
+def count_parameters(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+class ComputeBudgetCallback(TrainerCallback):
+    """Count training compute as FLOPs = flops_per_token x tokens processed (TRL's cumulative `num_tokens`:
+    prompt + completion tokens, padding excluded) + `spent` (e.g. the sampling that made the data); stop
+    when it reaches `budget`. SFT: 6N per token (forward + backward); GRPO: 6N + 2N (each token is also
+    generated) + 2N with a reference model. Records compute_flops, num_tokens and train_seconds at the end
+    (the study compares arms at equal compute and reports both)."""
+
+    def __init__(self, trainer, flops_per_token, budget=None, spent=0.0):
+        self.trainer, self.flops_per_token, self.budget, self.spent = trainer, flops_per_token, budget, spent
+        self.num_tokens, self.start = 0.0, time.perf_counter()
+
+    def flops(self):
+        return self.spent + self.flops_per_token * self.num_tokens
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.perf_counter()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and isinstance(logs.get("num_tokens"), (int, float)):
+            self.num_tokens = float(logs["num_tokens"])
+        if self.budget and self.flops() >= self.budget and not control.should_training_stop:
+            control.should_training_stop = True
+            if state.is_world_process_zero:
+                print(f"compute budget reached at step {state.global_step}: {self.flops():.3g} >= {self.budget:.3g} FLOPs")
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.trainer.log({"compute_flops": self.flops(), "compute_tokens": self.num_tokens,
+                          "train_seconds": round(time.perf_counter() - self.start, 2)})
+
+
+# ----------------------------------------------------------------------------
+# Validation accuracy during training (learning curves)
+
+
+class ValidationCallback(TrainerCallback):
+    """Greedy accuracy on val records (strict and lenient parser) before training and every `every` steps.
+
+    TRL has no compute_metrics for generation; the values join the log (train_log.jsonl and every report_to
+    backend) as val_accuracy, val_accuracy_lenient, val_truncated.
+    """
+
+    def __init__(self, trainer, records, every, max_new_tokens, batch_size=None):
+        self.trainer, self.records, self.every = trainer, records, every
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+
+    def accuracy(self):
+        from generation import generate_all
+        from utils import is_correct
+
+        outputs = generate_all(self.trainer.model, self.trainer.processing_class, [r["prompt"] for r in self.records],
+                               max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, progress=False)
+        texts = [out[0]["text"] for out in outputs]
+        n = len(texts)
+        return {
+            "val_accuracy": sum(is_correct(t, r["answer"], strict=True) for t, r in zip(texts, self.records)) / n,
+            "val_accuracy_lenient": sum(is_correct(t, r["answer"], strict=False)
+                                        for t, r in zip(texts, self.records)) / n,
+            "val_truncated": sum(out[0]["truncated"] for out in outputs) / n,
+        }
+
+    last_step = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step == 0:  # the starting point (skipped on --resume: it is in the log already)
+            self.trainer.log(self.accuracy())
+            self.last_step = 0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % self.every == 0 or control.should_training_stop:
+            for key, value in self.accuracy().items():  # TRL's trainers average these into the step's log line
+                self.trainer._metrics["train"][key].append(value)
+            control.should_log = True
+            self.last_step = state.global_step
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.last_step != state.global_step:  # stopped by a budget between validations: the end point
+            self.trainer.log(self.accuracy())
