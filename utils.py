@@ -53,8 +53,6 @@ def gsm8k_prompt(question):
 
 _NUM = r"[-+]?\d+(?:\.\d+)?"
 NUMBER_RE = re.compile(rf"({_NUM})(?:\s*/\s*({_NUM}))?")  # 3, -2.5, 7/2
-_THINK_RE = re.compile(r"<think>(.*?)</think>", re.S)
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.S)
 
 
 def to_number(text):
@@ -63,6 +61,8 @@ def to_number(text):
     if not m:
         return None
     try:
+        if m.group(2) is None and "." not in m.group(1):  # plain integers skip Fraction, 20x slower
+            return int(m.group(1))
         value = Fraction(m.group(1))
         if m.group(2) is not None:
             value /= Fraction(m.group(2))
@@ -84,6 +84,20 @@ def _normalise(text):
     return text.replace("\u2212", "-") if isinstance(text, str) else ""
 
 
+def _blocks(text, tag):
+    """re.findall(rf"<{tag}>(.*?)</{tag}>", text, re.S) in linear time: the regex rescans to the end of
+    the text from every unclosed opening tag, so 100k characters of '<answer>' took seconds."""
+    opening, closing = f"<{tag}>", f"</{tag}>"
+    blocks, i = [], 0
+    while (i := text.find(opening, i)) != -1:
+        j = text.find(closing, i + len(opening))
+        if j == -1:  # no later opening tag can be closed either
+            break
+        blocks.append(text[i + len(opening): j])
+        i = j + len(closing)
+    return blocks
+
+
 def completion_text(completion):
     """TRL passes completions as strings or as chat-message lists; return the text."""
     if isinstance(completion, str):
@@ -97,30 +111,49 @@ def completion_text(completion):
 # Linear equations
 
 
-def _assignments(text, variable):
-    """Values of every `variable = number` whose left side is exactly that variable.
+_NOT_AFTER_ASSIGNMENT = re.compile(r"[ \t]*(?:[*/^(]|[-+][ \t]*[\w(])|[A-Za-z(]")
 
-    `20x = 950`, `2 * x = 4`, `y + x = 5` and `x = 3 - 2y` are not assignments of x.
+
+def _assignments(text, variable):
+    """The number strings of every `variable = number` whose left side is exactly that variable.
+
+    `20x = 950`, `2 * x = 4`, `y + x = 5` and `x = 3 - 2y` are not assignments of x. Left unconverted
+    because a looping model can write thousands and the callers need one or two of them.
     """
     values = []
     pattern = rf"(?<![A-Za-z0-9_.]){re.escape(variable)}\s*=\s*({_NUM}(?:\s*/\s*{_NUM})?)"
     for m in re.finditer(pattern, text):
-        before = text[: m.start()].rstrip()
-        if before and (before[-1].isdigit() or before[-1] in "+-*/^)=\\"):
+        # The context stops at the line: `x = -16` ending one line must not hide `y = -14` on the next.
+        i = m.start()
+        while i and text[i - 1] in " \t":
+            i -= 1
+        if i and (text[i - 1].isdigit() or text[i - 1] in "+-*/^)=\\"):
             continue
-        after = text[m.end():]
-        if re.match(r"\s*(?:[*/^(]|[-+]\s*[\w(])|[A-Za-z(]", after):
+        if _NOT_AFTER_ASSIGNMENT.match(text, m.end()):
             continue
-        value = to_number(m.group(1))
-        if value is not None:
-            values.append(value)
+        values.append(m.group(1))
     return values
+
+
+def _only_value(raws):
+    """The one value all readable strings agree on, else None."""
+    values = set()
+    for raw in dict.fromkeys(raws):
+        if (value := to_number(raw)) is not None:
+            values.add(value)
+            if len(values) > 1:
+                return None
+    return values.pop() if values else None
+
+
+def _last_value(raws):
+    return next((v for raw in reversed(raws) if (v := to_number(raw)) is not None), None)
 
 
 def has_strict_format(text):
     """Exactly one non-empty <think> block, then exactly one <answer> block."""
     text = _normalise(text)
-    thinks, answers = _THINK_RE.findall(text), _ANSWER_RE.findall(text)
+    thinks, answers = _blocks(text, "think"), _blocks(text, "answer")
     if len(thinks) != 1 or len(answers) != 1 or not thinks[0].strip():
         return False
     if text.count("<think>") != 1 or text.count("<answer>") != 1:
@@ -139,24 +172,16 @@ def parse_linear_answer(text, variables, strict=True):
     {'x': 47.5}
     """
     text = _normalise(text)
-    answers = _ANSWER_RE.findall(text)
+    answers = _blocks(text, "answer")
     if strict:
         if not has_strict_format(text):
             return None
-        result = {}
-        for v in variables:
-            values = set(_assignments(answers[0], v))
-            if len(values) != 1:
-                return None
-            result[v] = values.pop()
-        return result
-    if answers:
-        found = {v: _assignments(answers[-1], v) for v in variables}
-        if all(found.values()):
-            return {v: vals[-1] for v, vals in found.items()}
-    found = {v: _assignments(text, v) for v in variables}
-    if all(found.values()):
-        return {v: vals[-1] for v, vals in found.items()}
+        result = {v: _only_value(_assignments(answers[0], v)) for v in variables}
+        return None if None in result.values() else result
+    for where in answers[-1:] + [text]:
+        result = {v: _last_value(_assignments(where, v)) for v in variables}
+        if None not in result.values():
+            return result
     return None
 
 
@@ -221,7 +246,7 @@ def parse_gsm8k_answer(text, mode="strict"):
     if mode not in GSM8K_MODES:
         raise ValueError(f"mode must be one of {GSM8K_MODES}, got {mode!r}")
     text = _normalise(text)
-    answers = _ANSWER_RE.findall(text)
+    answers = _blocks(text, "answer")
     if mode == "strict":
         if len(answers) != 1 or not _STRICT_NUMBER_RE.fullmatch(answers[0].strip()):
             return None

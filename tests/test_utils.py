@@ -4,6 +4,8 @@ import json
 import math
 import os
 import random
+import re
+import time
 
 import pytest
 
@@ -78,6 +80,21 @@ def test_linear_lenient_recovers_the_original_failure_cases():
     # Not assignments of x: products, sums, other variables' names, chained equalities.
     for text in ["2 * x = 4", "y + x = 5", "max = 3", "x_1 = 3", "ax = 3", "2x=4", "y = x = 3 - y", "x = 3e5"]:
         assert parse_linear_answer(text, ["x"], strict=False) is None, text
+
+
+def test_linear_assignments_on_consecutive_lines():
+    # The line before `y = -14` ends in a digit; that digit belongs to another line, not to y's left side.
+    assert parse_linear_answer("The solution is:\nx = -16\ny = -14", XY, strict=False) == {"x": -16, "y": -14}
+    text = "<think>a</think><answer>\nx = 3\ny = -2\n</answer>"
+    assert parse_linear_answer(text, XY, strict=True) == {"x": 3, "y": -2}
+    assert parse_linear_answer("x = 1\r\ny = 2", XY, strict=False) == {"x": 1, "y": 2}
+    assert utils.correctness_reward([text], [{"x": 3, "y": -2}]) == [1.0]
+    # Within a line the context still counts: `2 y = 4`, `3 - y = 4`, `y = 4 * 2`, `y = 4\t(2)`.
+    for text in ["x = 1\n2 y = 4", "x = 1\n3 -\ty = 4", "x = 1\ny = 4 * 2", "x = 1\ny = 4\t(2)", "x = 1\ny = 4 - z"]:
+        assert parse_linear_answer(text, XY, strict=False) is None, text
+    # ...and stops at the line's end: what follows on the next line does not spoil an assignment.
+    assert parse_linear_answer("x = 1\ny = 4\n(so done)", XY, strict=False) == {"x": 1, "y": 4}
+    assert parse_linear_answer("x = 1\ny = 4\n- checked", XY, strict=False) == {"x": 1, "y": 4}
 
 
 def test_linear_missing_variable_is_none():
@@ -431,3 +448,76 @@ def test_fuzz_huge_numbers():
     assert parse_gsm8k_answer(well_formed("9" * 5000)) is None
     assert parse_gsm8k_answer(well_formed("1/" + huge), "flexible") == 0.0  # underflows, no crash
     assert utils.correctness_reward([well_formed(huge + ".5"), well_formed(huge)], [18, int(huge)]) == [0.0, 1.0]
+
+
+# ----------------------------------------------------------------------------
+# Adversarial inputs: every parser is linear in the text's length
+
+OLD_THINK_RE, OLD_ANSWER_RE = re.compile(r"<think>(.*?)</think>", re.S), re.compile(r"<answer>(.*?)</answer>", re.S)
+
+
+def adversarial_texts():
+    rng = random.Random(7)
+    pieces = ["<think>", "</think>", "<answer>", "</answer>", "<answer", "1", "-23", "4.5", " ", "\n", "x = ", "y = "]
+    texts = {"answers": "<answer>" * 12500, "thinks": "<think>" * 12000 + "</answer>",
+             "unclosed": "<think>a</think>" + "<answer>x = 1" * 7500, "nested": "<think>" * 6000 + "<answer>" * 6000,
+             "digits": "<think>a</think><answer>" + "1" * 99000 + "</answer>"}
+    for i in range(3):
+        text = "".join(rng.choice(pieces) if rng.random() < 0.6 else str(rng.randint(-999, 999)) for _ in range(40000))
+        texts[f"random{i}"] = text[:100_000]
+    return texts
+
+
+def slowest_ms(fn, text):
+    # Best of three: the bound is on the algorithm, not on a busy machine's worst moment.
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        fn(text)
+        times.append((time.perf_counter() - start) * 1000)
+    return min(times)
+
+
+@pytest.mark.parametrize("name", list(adversarial_texts()))
+def test_parsers_are_fast_on_adversarial_text(name):
+    text = adversarial_texts()[name]
+    assert len(text) >= 84_000
+    calls = {
+        "linear strict": lambda t: parse_linear_answer(t, XY, strict=True),
+        "linear lenient": lambda t: parse_linear_answer(t, XY, strict=False),
+        **{f"gsm8k {m}": lambda t, m=m: parse_gsm8k_answer(t, m) for m in utils.GSM8K_MODES},
+        "has_strict_format": utils.has_strict_format,
+        "format_reward": lambda t: utils.format_reward([t]),
+        "correctness_reward": lambda t: utils.correctness_reward([t, t], [{"x": 1, "y": 2}, 3]),
+    }
+    for what, fn in calls.items():
+        assert slowest_ms(fn, text) < 50, what
+
+
+def test_parsers_are_linear_on_a_looping_model():
+    # A model stuck in a loop repeats assignments: every one is read, so allow more time, but not quadratic.
+    text = "<think>a</think><answer>" + "".join(f"x = {i}\ny = -{i}\n" for i in range(8000)) + "</answer>"
+    assert slowest_ms(lambda t: parse_linear_answer(t, XY, strict=False), text) < 250
+    assert parse_linear_answer(text, XY, strict=False) == {"x": 7999, "y": -7999}
+    assert parse_linear_answer(text, XY, strict=True) is None
+
+
+def tag_soup(rng):
+    pieces = ["<think>", "</think>", "<answer>", "</answer>", "<answer", "</think", "x = ", "y=", "= ", "\n", " ", "a"]
+    return "".join(rng.choice(pieces) if rng.random() < 0.7 else str(rng.randint(-30, 30)) for _ in range(rng.randrange(30)))
+
+
+def test_blocks_match_the_non_greedy_regex():
+    rng = random.Random(99)
+    for _ in range(500):
+        text = tag_soup(rng)
+        assert utils._blocks(text, "answer") == OLD_ANSWER_RE.findall(text), text
+        assert utils._blocks(text, "think") == OLD_THINK_RE.findall(text), text
+        assert type(utils.has_strict_format(text)) is bool
+        for strict in (True, False):
+            got = parse_linear_answer(text, XY, strict=strict)
+            assert got is None or list(got) == XY, text
+        assert utils.correctness_reward([text, text], [{"x": 1, "y": 2}, 3]) is not None
+        assert all(parse_gsm8k_answer(text, m) is None or is_number(parse_gsm8k_answer(text, m)) for m in utils.GSM8K_MODES)
+    for text in ["<answer></answer>", "<answer><answer>1</answer></answer>", "<answer>1</answer", "</answer><answer>2</answer>"]:
+        assert utils._blocks(text, "answer") == OLD_ANSWER_RE.findall(text), text
