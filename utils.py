@@ -431,7 +431,13 @@ def check_trace(text):
 # ----------------------------------------------------------------------------
 # Scoring and TRL reward functions: (completions, answer, **kwargs) -> list[float]
 
+# Every reward value in one place (grpo.py's --wrong_credit defaults to the same 0.1).
+CORRECT_REWARD = 1.0
 WRONG_BUT_WELL_FORMED_CREDIT = 0.1  # the original study's partial credit; grpo.py exposes it as a flag
+FORMAT_TAG_CREDIT = 0.25  # per tag present exactly once
+FORMAT_PARTIAL_CAP = 0.75  # all four tags but not the strict format
+FORMAT_STRICT_REWARD = 1.0
+TRACE_VALID_REWARD = 1.0
 
 
 def is_correct(text, answer, strict=True):
@@ -441,25 +447,30 @@ def is_correct(text, answer, strict=True):
     return numbers_equal(parse_gsm8k_answer(text, "strict" if strict else "lenient"), answer)
 
 
-def _parses(text, answer):
-    if isinstance(answer, dict):
-        return parse_linear_answer(text, list(answer), strict=True) is not None
-    return parse_gsm8k_answer(text, "strict") is not None
-
-
-def correctness_reward(completions, answer, wrong_credit=WRONG_BUT_WELL_FORMED_CREDIT, **kwargs):
+def correctness_reward(completions, answer, wrong_credit=WRONG_BUT_WELL_FORMED_CREDIT, partial=False, **kwargs):
     """1.0 if correct under the strict parser, `wrong_credit` if well-formed but wrong, else 0.
+    partial: a well-formed linear-system answer earns the share of variables it got right instead (0 for none).
 
     >>> correctness_reward(["<think>a</think><answer>x = 1</answer>", "x = 1"], [{"x": 1}] * 2)
     [1.0, 0.0]
+    >>> correctness_reward(["<think>a</think><answer>x = 1, y = 5</answer>"], [{"x": 1, "y": 2}], partial=True)
+    [0.5]
     """
     rewards = []
     for completion, gold in zip(completions, answer):
         text = completion_text(completion)
-        if is_correct(text, gold, strict=True):
-            rewards.append(1.0)
-        else:
-            rewards.append(wrong_credit if _parses(text, gold) else 0.0)
+        if isinstance(gold, dict):
+            predicted = parse_linear_answer(text, list(gold), strict=True)
+            if linear_is_correct(predicted, gold):
+                rewards.append(CORRECT_REWARD)
+            elif predicted is not None and partial:
+                right = sum(numbers_equal(predicted[v], a) for v, a in gold.items())
+                rewards.append(CORRECT_REWARD * right / len(gold))
+            else:
+                rewards.append(0.0 if predicted is None else wrong_credit)
+        else:  # GSM8K: one number, nothing partial about it
+            value = parse_gsm8k_answer(text, "strict")
+            rewards.append(CORRECT_REWARD if numbers_equal(value, gold) else 0.0 if value is None else wrong_credit)
     return rewards
 
 
@@ -475,11 +486,21 @@ def format_reward(completions, **kwargs):
     for completion in completions:
         text = _normalise(completion_text(completion))
         if has_strict_format(text):
-            rewards.append(1.0)
+            rewards.append(FORMAT_STRICT_REWARD)
         else:
             tags = ("<think>", "</think>", "<answer>", "</answer>")
-            rewards.append(min(0.75, 0.25 * sum(text.count(tag) == 1 for tag in tags)))
+            rewards.append(min(FORMAT_PARTIAL_CAP, FORMAT_TAG_CREDIT * sum(text.count(tag) == 1 for tag in tags)))
     return rewards
+
+
+def trace_reward(completions, **kwargs):
+    """1.0 when check_trace finds the reasoning's arithmetic checkable and all of it right, else 0:
+    an optional process reward for GRPO (it does not look at the answer; pair it with correctness).
+
+    >>> trace_reward(["<think>-3x = 48 - 30 = 18</think>", "<think>2 + 2 = 5</think>", "x = 1"])
+    [1.0, 0.0, 0.0]
+    """
+    return [TRACE_VALID_REWARD if check_trace(completion_text(c))["valid"] else 0.0 for c in completions]
 
 
 # ----------------------------------------------------------------------------

@@ -504,7 +504,8 @@ def test_parsers_are_linear_on_a_looping_model():
 
 def tag_soup(rng):
     pieces = ["<think>", "</think>", "<answer>", "</answer>", "<answer", "</think", "x = ", "y=", "= ", "\n", " ", "a"]
-    return "".join(rng.choice(pieces) if rng.random() < 0.7 else str(rng.randint(-30, 30)) for _ in range(rng.randrange(30)))
+    n = rng.randrange(30)
+    return "".join(rng.choice(pieces) if rng.random() < 0.7 else str(rng.randint(-30, 30)) for _ in range(n))
 
 
 def test_blocks_match_the_non_greedy_regex():
@@ -518,8 +519,10 @@ def test_blocks_match_the_non_greedy_regex():
             got = parse_linear_answer(text, XY, strict=strict)
             assert got is None or list(got) == XY, text
         assert utils.correctness_reward([text, text], [{"x": 1, "y": 2}, 3]) is not None
-        assert all(parse_gsm8k_answer(text, m) is None or is_number(parse_gsm8k_answer(text, m)) for m in utils.GSM8K_MODES)
-    for text in ["<answer></answer>", "<answer><answer>1</answer></answer>", "<answer>1</answer", "</answer><answer>2</answer>"]:
+        values = [parse_gsm8k_answer(text, m) for m in utils.GSM8K_MODES]
+        assert all(v is None or is_number(v) for v in values), text
+    for text in ["<answer></answer>", "<answer><answer>1</answer></answer>", "<answer>1</answer",
+                 "</answer><answer>2</answer>"]:
         assert utils._blocks(text, "answer") == OLD_ANSWER_RE.findall(text), text
 
 
@@ -642,3 +645,48 @@ def test_check_trace_is_fast_and_never_raises():
     }
     for name, text in garbage.items():
         assert slowest_ms(utils.check_trace, text) < 50, name
+
+
+# ----------------------------------------------------------------------------
+# Reward values, partial credit, the trace reward
+
+
+def test_reward_values_come_from_the_named_constants(monkeypatch):
+    assert (utils.CORRECT_REWARD, utils.WRONG_BUT_WELL_FORMED_CREDIT) == (1.0, 0.1)
+    assert (utils.FORMAT_TAG_CREDIT, utils.FORMAT_PARTIAL_CAP, utils.FORMAT_STRICT_REWARD) == (0.25, 0.75, 1.0)
+    for name, value in [("CORRECT_REWARD", 2.0), ("FORMAT_TAG_CREDIT", 0.1), ("FORMAT_PARTIAL_CAP", 0.35),
+                        ("FORMAT_STRICT_REWARD", 3.0), ("TRACE_VALID_REWARD", 4.0)]:
+        monkeypatch.setattr(utils, name, value)
+    good = well_formed("x = 3, y = -2")
+    assert utils.correctness_reward([good, well_formed("18")], [{"x": 3, "y": -2}, 18]) == [2.0, 2.0]
+    assert utils.correctness_reward([well_formed("x = 3, y = 5")], [{"x": 3, "y": -2}], partial=True) == [1.0]
+    assert utils.format_reward([good, "<answer>1</answer>", "<think></think><answer>1</answer>"]) == [3.0, 0.2, 0.35]
+    assert utils.trace_reward([TRACE]) == [4.0]
+
+
+def test_correctness_reward_partial_credit():
+    gold = {"x": 3, "y": -2}
+    completions = [well_formed("x = 3, y = -2"), well_formed("x = 3, y = 2"), well_formed("x = 1, y = -2.0"),
+                   well_formed("x = 1, y = 2"), well_formed("x = 3"), "x = 3, y = 5", msg(well_formed("y = 0, x = 3"))]
+    assert utils.correctness_reward(completions, [gold] * 7, partial=True) == [1.0, 0.5, 0.5, 0.0, 0.0, 0.0, 0.5]
+    assert utils.correctness_reward(completions, [gold] * 7) == [1.0, 0.1, 0.1, 0.1, 0.0, 0.0, 0.1]
+    three = {"x": 1, "y": 2, "z": 3}
+    got = utils.correctness_reward([well_formed("x = 1, y = 2, z = 4")], [three], partial=True)
+    assert got == [pytest.approx(2 / 3)]
+    # GSM8K has one number: partial credit changes nothing there.
+    gsm = [well_formed("18"), well_formed("17"), well_formed("$18")]
+    assert utils.correctness_reward(gsm, [18] * 3, partial=True) == utils.correctness_reward(gsm, [18] * 3) == \
+        [1.0, 0.1, 0.0]
+
+
+def test_trace_reward():
+    wrong = TRACE.replace("-3x + 30 = 48", "-3x + 31 = 48")
+    one_wrong_line = TRACE.replace("<think>", "<think>\n1 + 1 = 3\n")
+    completions = [TRACE, msg(TRACE), wrong, one_wrong_line, "x = 1", "", None, msg("")]
+    assert utils.trace_reward(completions, answer=[None] * 8) == [1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+
+
+def test_doctests():
+    import doctest
+
+    assert doctest.testmod(utils).failed == 0
