@@ -132,20 +132,24 @@ def items_hash(items):
     return h.hexdigest()
 
 
-def check_overlap(items, adapter, data, allow):
-    """Items the adapter was trained on (by content hash, or by id in the same data file)."""
-    manifest = read_manifest(adapter) if adapter else None
-    if not manifest:
-        return 0
-    hashes = set(manifest.get("hashes", []))
-    same_file = manifest.get("data_sha256") == data["data_sha256"]
-    ids = set(manifest.get("ids", [])) if same_file else set()
-    overlap = [item["id"] for item in items if item.get("hash") in hashes or item["id"] in ids]
-    if overlap and not allow:
-        raise UserError(
-            f"{len(overlap)} of {len(items)} items were in the adapter's training data "
-            f"({os.path.join(adapter, 'training_manifest.json')}), e.g. {overlap[0]}; evaluate another split "
-            "or pass --allow-overlap to evaluate anyway")
+def check_overlap(items, trained_dirs, data, allow):
+    """Items that the model folder (a full fine-tune) or the adapter was trained on (by content hash, or by id in the
+    same data file), read from the training manifests they carry."""
+    overlap = set()
+    for directory in trained_dirs:
+        manifest = read_manifest(directory) if directory and os.path.isdir(directory) else None
+        if not manifest:
+            continue
+        hashes = set(manifest.get("hashes", []))
+        same_file = manifest.get("data_sha256") == data["data_sha256"]
+        ids = set(manifest.get("ids", [])) if same_file else set()
+        found = [item["id"] for item in items if item.get("hash") in hashes or item["id"] in ids]
+        if found and not allow:
+            raise UserError(
+                f"{len(found)} of {len(items)} items were in the training data of {directory} "
+                f"({os.path.join(directory, 'training_manifest.json')}), e.g. {found[0]}; evaluate another split "
+                "or pass --allow-overlap to evaluate anyway")
+        overlap.update(found)
     return len(overlap)
 
 
@@ -379,7 +383,7 @@ def run(benchmark, args):
         items = items[: max(args.limit, 0)]
     if not items:
         raise UserError("no items to evaluate")
-    overlap = check_overlap(items, args.adapter, data, args.allow_overlap)
+    overlap = check_overlap(items, [args.model, args.adapter], data, args.allow_overlap)
 
     import generation  # torch: only once the cheap checks have passed
 

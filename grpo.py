@@ -28,21 +28,17 @@ training_manifest.json and checkpoints for --resume. Every GRPOConfig / ModelCon
 import training  # noqa: I001  (first: it imports Unsloth before transformers/TRL where Unsloth can run)
 
 import importlib.util
-import json
 import os
 import shutil
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import torch
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer, ModelConfig
 
-from fast_grpo import FastGenerationGRPOTrainer
-from generation import generate_all
-from modeling import attach_adapter
 from training import JsonlLogCallback, ModelArguments, prepare_output_dir
-from utils import (UserError, cli, correctness_reward, format_reward, is_correct, is_main_process, load_split,
-                   process_info)
+from utils import (UserError, cli, correctness_reward, format_reward, is_main_process, load_split, process_info,
+                   trace_reward)
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
 MAX_PROMPT_TOKENS = 512  # Unsloth/vLLM sequence budget = this + max_completion_length (our prompts: ~200)
@@ -51,20 +47,27 @@ MAX_PROMPT_TOKENS = 512  # Unsloth/vLLM sequence budget = this + max_completion_
 # Arguments
 
 
+REWARDS = ("correctness", "format", "trace")
+
+
 @dataclass
-class ScriptArguments:
+class ScriptArguments(training.RunArguments):
     data: str = field(default="data.json", metadata={
         "help": "data.json written by data.py: trains on its train split, validates on its val split."})
+    rewards: list[str] = field(default_factory=lambda: ["correctness", "format"], metadata={
+        "help": "Reward functions (utils.py), weighted by --reward_weights: correctness (1 correct, --wrong_credit "
+                "well-formed but wrong, else 0), format (the <think>/<answer> tags, graded; constant once SFT "
+                "taught the format, so leave it out after SFT), trace (1 when every line of the worked solution "
+                "checks, utils.check_trace: a process reward)."})
     wrong_credit: float = field(default=0.1, metadata={
         "help": "Correctness reward for a well-formed but wrong answer (study: 0.1; 0 = correct answers only)."})
-    init_adapter: str | None = field(default=None, metadata={
-        "help": "Start from this LoRA adapter (e.g. sft.py's output) instead of a fresh LoRA; --lora_* are "
-                "then ignored. The KL reference is the adapter as loaded."})
+    partial_credit: bool = field(default=False, metadata={
+        "help": "Linear systems: a well-formed answer that is not fully right earns the share of variables it "
+                "got right instead of --wrong_credit."})
+    no_signal_warn_steps: int = field(default=8, metadata={
+        "help": "Warn once when this many steps in a row had no group with different rewards (no learning signal)."})
     val_steps: int = field(default=16, metadata={
         "help": "Greedy val accuracy every N optimizer steps, before the first and after the last (0 = off)."})
-    val_limit: int | None = field(default=None, metadata={"help": "Validate on the first N val items only."})
-    val_batch_size: int | None = field(default=None, metadata={
-        "help": "Generation batch size for validation (default: generation.py's, 256 on CUDA, 16 on CPU)."})
     resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint in --output_dir."})
     fast_generation: bool = field(default=False, metadata={
         "help": "Sample completions with generation.py's decode loop on the live policy (static cache + CUDA "
@@ -111,8 +114,8 @@ class GRPOArguments(GRPOConfig):
     loss_type: str = field(default="grpo", metadata={
         "help": "grpo (study: per-sequence mean), dapo (TRL's default), dr_grpo or bnpo.", "choices": LOSS_TYPES})
     reward_weights: list[float] | None = field(default_factory=lambda: [1.0, 0.5], metadata={
-        "help": "Weights of [correctness, format]: a correct answer in the strict format scores 1.5, a "
-                "well-formed wrong one 0.6, so correctness dominates once the format is learnt."})
+        "help": "One weight per --rewards entry; default [correctness 1, format 0.5]: a correct answer in the strict "
+                "format scores 1.5, a well-formed wrong one 0.6, so correctness dominates once the format is learnt."})
     seed: int = field(default=3407, metadata={"help": "Seed for LoRA init, shuffling and sampling (study: 3407)."})
     logging_steps: float = field(default=1, metadata={"help": "Log rewards, loss and KL every N steps."})
     save_steps: float = field(default=8, metadata={"help": "Checkpoint (for --resume) every N steps."})
@@ -160,8 +163,6 @@ def check_grpo_args(args):
             f"--gradient_accumulation_steps P")
     if not args.temperature > 0:
         raise UserError("--temperature must be > 0: GRPO needs different completions of one prompt")
-    if args.reward_weights is None or len(args.reward_weights) != 2:
-        raise UserError("--reward_weights takes two numbers: correctness, format (e.g. --reward_weights 1 0.5)")
     if args.resume_from_checkpoint:
         raise UserError("use --resume: it continues from the last checkpoint in --output_dir")
 
@@ -172,8 +173,13 @@ def parse_args(argv=None):
         (ScriptArguments, ModelArguments, GRPOArguments), argv)
     if not 0 <= script_args.wrong_credit <= 1:
         raise UserError("--wrong_credit must be between 0 and 1 (the reward of a correct answer)")
-    if script_args.val_steps < 0 or (script_args.val_limit is not None and script_args.val_limit < 1):
-        raise UserError("--val_steps must be >= 0 (0 = off) and --val_limit >= 1")
+    training.check_run_args(script_args)
+    unknown = [r for r in script_args.rewards if r not in REWARDS]
+    if unknown or not script_args.rewards:
+        raise UserError(f"--rewards {' '.join(script_args.rewards)}: choose from {', '.join(REWARDS)}")
+    if training_args.reward_weights is None or len(training_args.reward_weights) != len(script_args.rewards):
+        raise UserError(f"--reward_weights takes one number per reward ({', '.join(script_args.rewards)}), e.g. "
+                        f"--reward_weights {' '.join(['1'] * len(script_args.rewards))}")
     if script_args.compile_layers and not script_args.fast_generation:
         raise UserError("--compile_layers compiles the training step of --fast_generation's trainer: pass both")
     if script_args.val_steps and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3":
@@ -203,21 +209,40 @@ def describe(script_args, model_args, training_args):
 
 
 def load_data(script_args):
-    """(train records, train dataset, val records). Only the train split ever becomes a dataset."""
-    train_records = load_split(script_args.data, "train")
+    """(train records, train dataset, val records). Only the train split (or its --train_slice) becomes a dataset."""
+    train_records = training.select_train(load_split(script_args.data, "train"), script_args.train_slice)
     train_ds = training.conversational_dataset(train_records, columns=("prompt", "answer"))
     val_records = load_split(script_args.data, "val") if script_args.val_steps else []
     return train_records, train_ds, val_records[:script_args.val_limit]
 
 
-def reward_functions(wrong_credit):
-    """[correctness, format] in TRL's signature. Named functions: TRL logs rewards/<__name__>/mean."""
+def reward_functions(wrong_credit, names=("correctness", "format"), partial=False):
+    """The chosen rewards in TRL's signature. Named functions: TRL logs rewards/<__name__>/mean."""
 
     def correctness_reward_fn(completions, answer, **kwargs):
-        return correctness_reward(completions, answer, wrong_credit=wrong_credit)
+        return correctness_reward(completions, answer, wrong_credit=wrong_credit, partial=partial)
 
     correctness_reward_fn.__name__ = "correctness_reward"
-    return [correctness_reward_fn, format_reward]
+    return [{"correctness": correctness_reward_fn, "format": format_reward, "trace": trace_reward}[n] for n in names]
+
+
+class NoSignalWarning(TrainerCallback):
+    """Warn once when `steps` steps in a row had no group whose rewards differ: GRPO's advantages are then all 0
+    and nothing is learnt (TRL logs the share as frac_reward_zero_std)."""
+
+    def __init__(self, steps):
+        self.steps, self.run, self.warned = steps, 0, False
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        share = (logs or {}).get("frac_reward_zero_std")
+        if share is None or self.warned or not self.steps:
+            return
+        self.run = self.run + 1 if share >= 1.0 else 0
+        if self.run >= self.steps and state.is_world_process_zero:
+            self.warned = True
+            print(f"warning: no learning signal for {self.run} steps (every group's rewards were equal): start from "
+                  "an SFT model (--model_name_or_path or --init_adapter), use --partial_credit, or raise "
+                  "--num_generations")
 
 
 # ----------------------------------------------------------------------------
@@ -225,72 +250,23 @@ def reward_functions(wrong_credit):
 
 
 def build_model(script_args, model_args, training_args):
-    """(model, tokenizer, peft_config): a fresh LoRA, or --init_adapter loaded trainable (peft_config None)."""
-    max_length = MAX_PROMPT_TOKENS + training_args.max_completion_length
-    load = training.load_model_for_training
-    if training.uses_unsloth(model_args):
-        rank = model_args.lora_r
-        if script_args.init_adapter:  # Unsloth loads base + adapter from the adapter dir and trains that LoRA
-            rank = max(rank, _adapter_config(script_args.init_adapter)["r"])
-            model_args = replace(model_args, model_name_or_path=script_args.init_adapter)
-        kwargs = {}
-        if training_args.use_vllm:  # fast_inference: Unsloth runs vLLM in this process, sharing the LoRA weights
-            kwargs = dict(fast_inference=True, max_lora_rank=rank,
-                          gpu_memory_utilization=training_args.vllm_gpu_memory_utilization)
-        return load(model_args, max_length, training_args.seed, training_args.gradient_checkpointing, **kwargs)
-    model, tokenizer, peft_config = load(model_args, max_length, training_args.seed)
-    if script_args.init_adapter:
-        model, peft_config = attach_adapter(model, script_args.init_adapter, merge=False, trainable=True), None
-    return model, tokenizer, peft_config
-
-
-def _adapter_config(adapter_dir):
-    path = os.path.join(adapter_dir, "adapter_config.json")
-    if not os.path.exists(path):
-        raise UserError(f"--init_adapter: no LoRA adapter (adapter_config.json) in {adapter_dir}")
-    with open(path) as f:
-        return json.load(f)
-
-
-class ValidationCallback(TrainerCallback):
-    """Greedy accuracy on val records (strict and lenient parser) before training and every `every` steps.
-
-    TRL has no compute_metrics for GRPO. The values join the trainer's own per-step metrics, so they are
-    logged on the same line as the rewards and reach train_log.jsonl and every report_to backend.
-    """
-
-    def __init__(self, trainer, records, every, max_new_tokens, batch_size=None):
-        self.trainer, self.records, self.every = trainer, records, every
-        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
-
-    def accuracy(self):
-        outputs = generate_all(self.trainer.model, self.trainer.processing_class, [r["prompt"] for r in self.records],
-                               max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, progress=False)
-        texts = [out[0]["text"] for out in outputs]
-        n = len(texts)
-        return {
-            "val_accuracy": sum(is_correct(t, r["answer"], strict=True) for t, r in zip(texts, self.records)) / n,
-            "val_accuracy_lenient": sum(is_correct(t, r["answer"], strict=False)
-                                        for t, r in zip(texts, self.records)) / n,
-            "val_truncated": sum(out[0]["truncated"] for out in outputs) / n,
-        }
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if state.global_step == 0:  # the starting point (skipped on --resume: it is in the log already)
-            self.trainer.log(self.accuracy())
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step % self.every == 0 or state.global_step == state.max_steps:
-            for key, value in self.accuracy().items():
-                self.trainer._metrics["train"][key].append(value)  # averaged and logged with the rewards
-            control.should_log = True
+    """(model, tokenizer, peft_config): a fresh LoRA, --init_adapter loaded trainable, or every weight."""
+    kwargs = {}
+    if training.uses_unsloth(model_args) and training_args.use_vllm:
+        # fast_inference: Unsloth runs vLLM in this process, sharing the LoRA weights
+        kwargs = dict(fast_inference=True, gpu_memory_utilization=training_args.vllm_gpu_memory_utilization)
+    return training.load_model_for_run(model_args, MAX_PROMPT_TOKENS + training_args.max_completion_length,
+                                       training_args.seed, training_args.gradient_checkpointing,
+                                       script_args.init_adapter, **kwargs)
 
 
 def build_trainer(model, tokenizer, peft_config, script_args, training_args, train_ds, val_records=()):
-    trainer_class = FastGenerationGRPOTrainer if script_args.fast_generation else GRPOTrainer
+    trainer_class = GRPOTrainer
+    if script_args.fast_generation:  # imported only when asked for: it overrides a TRL-internal hook
+        from fast_grpo import FastGenerationGRPOTrainer as trainer_class
     trainer = trainer_class(
         model=model,
-        reward_funcs=reward_functions(script_args.wrong_credit),
+        reward_funcs=reward_functions(script_args.wrong_credit, script_args.rewards, script_args.partial_credit),
         args=training_args,
         train_dataset=train_ds,
         processing_class=tokenizer,
@@ -300,9 +276,11 @@ def build_trainer(model, tokenizer, peft_config, script_args, training_args, tra
     if script_args.fast_generation:
         trainer.compile_decode = script_args.compile_decode and trainer.accelerator.device.type == "cuda"
         trainer.compile_layers = script_args.compile_layers and trainer.accelerator.device.type == "cuda"
-    if script_args.val_steps and val_records:
-        trainer.add_callback(ValidationCallback(trainer, val_records, script_args.val_steps,
-                                                training_args.max_completion_length, script_args.val_batch_size))
+    # each token is generated (2N) and trained on (6N); a reference model adds one more forward
+    flops_per_param = 8 + (2 if training_args.beta else 0)
+    training.add_run_callbacks(trainer, script_args, flops_per_param, training_args.max_completion_length,
+                               val_records, script_args.data)
+    trainer.add_callback(NoSignalWarning(script_args.no_signal_warn_steps))
     return trainer
 
 
@@ -317,7 +295,8 @@ def train(trainer, checkpoint=None):
 def save(trainer, tokenizer, train_records, script_args, model_args, training_args):
     output_dir = training_args.output_dir
     config = training.run_config(script_args, model_args, training_args)
-    training.finish_run(trainer, tokenizer, output_dir, config, train_records, script_args.data)
+    training.finish_run(trainer, tokenizer, output_dir, config, train_records, script_args.data,
+                        script_args.init_adapter or model_args.model_name_or_path)
     # With --init_adapter and beta > 0, TRL keeps a frozen copy of the starting adapter ("ref") for the KL
     # term, and save_model writes it to ref/: it is the input adapter again, not a result.
     if trainer.is_world_process_zero():
@@ -330,7 +309,8 @@ def save(trainer, tokenizer, train_records, script_args, model_args, training_ar
 def main(argv=None):
     script_args, model_args, training_args = parse_args(argv)
     train_records, train_ds, val_records = load_data(script_args)
-    checkpoint = prepare_output_dir(script_args, training_args, train_records)
+    checkpoint = prepare_output_dir(script_args, training_args, train_records,
+                                    script_args.init_adapter or model_args.model_name_or_path)
     if is_main_process():  # one copy of the config, not one per process
         print(describe(script_args, model_args, training_args))
         print(f"data: {len(train_ds)} train, {len(val_records)} val items from {script_args.data}")

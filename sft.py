@@ -127,10 +127,11 @@ def load_datasets(data_path, with_val=True, train_slice=None):
     return train_records, train_ds, val_records, val_ds
 
 
-def build_model(model_args, training_args):
-    """(model, tokenizer, peft_config): Unsloth's model with LoRA attached, or the base model + LoraConfig."""
-    return training.load_model_for_training(
-        model_args, training_args.max_length, training_args.seed, training_args.gradient_checkpointing)
+def build_model(model_args, training_args, init_adapter=None):
+    """(model, tokenizer, peft_config): Unsloth's model with LoRA attached, the base model + LoraConfig, the
+    --init_adapter LoRA loaded trainable, or (--use_peft false) the model to train every weight of."""
+    return training.load_model_for_run(model_args, training_args.max_length, training_args.seed,
+                                       training_args.gradient_checkpointing, init_adapter)
 
 
 def build_trainer(model, tokenizer, peft_config, training_args, train_ds, val_ds=None):
@@ -158,7 +159,7 @@ def save(trainer, tokenizer, train_records, script_args, model_args, training_ar
     output_dir = training_args.output_dir
     config = training.run_config(script_args, model_args, training_args)
     training.finish_run(trainer, tokenizer, output_dir, config, train_records, script_args.data,
-                        model_args.model_name_or_path)
+                        script_args.init_adapter or model_args.model_name_or_path)
     if trainer.is_world_process_zero():
         what = "adapter" if model_args.use_peft else "model"
         print(f"saved {what}, tokenizer, config, log and manifest to {output_dir}")
@@ -169,11 +170,12 @@ def main(argv=None):
     script_args, model_args, training_args = parse_args(argv)
     with_val = training_args.eval_strategy != "no" or script_args.val_steps > 0
     train_records, train_ds, val_records, val_ds = load_datasets(script_args.data, with_val, script_args.train_slice)
-    checkpoint = training.prepare_output_dir(script_args, training_args, train_records, model_args.model_name_or_path)
+    checkpoint = training.prepare_output_dir(script_args, training_args, train_records,
+                                             script_args.init_adapter or model_args.model_name_or_path)
     if is_main_process():  # one copy of the config, not one per process
         print(describe(script_args, model_args, training_args))
         print(f"data: {len(train_ds)} train, {len(val_records)} val items from {script_args.data}")
-    model, tokenizer, peft_config = build_model(model_args, training_args)
+    model, tokenizer, peft_config = build_model(model_args, training_args, script_args.init_adapter)
     trainer = build_trainer(model, tokenizer, peft_config, training_args, train_ds,
                             val_ds if training_args.eval_strategy != "no" else None)
     training.add_run_callbacks(trainer, script_args, 6, 512, val_records[:script_args.val_limit],

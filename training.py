@@ -189,6 +189,10 @@ def load_model_for_training(model_args, max_length, seed, gradient_checkpointing
 class RunArguments:
     """Which train items, how much compute, and how often to measure val accuracy (sft.py and grpo.py)."""
 
+    init_adapter: str | None = field(default=None, metadata={
+        "help": "Start from this LoRA adapter (e.g. sft.py's output) instead of a fresh LoRA; --lora_* are then "
+                "ignored (GRPO: the KL reference is the adapter as loaded). A full fine-tune is started from with "
+                "--model_name_or_path DIR instead."})
     train_slice: str | None = field(default=None, metadata={
         "help": "Train on these items of the train split only, START:END (e.g. 0:3000, 3000:): a study's arms "
                 "start from one model and train on disjoint parts of one data.json."})
@@ -233,6 +237,38 @@ def add_run_callbacks(trainer, run_args, flops_per_token_per_param, default_max_
         trainer.add_callback(ValidationCallback(trainer, val_records, run_args.val_steps,
                                                 run_args.val_max_new_tokens or default_max_new_tokens,
                                                 run_args.val_batch_size))
+
+
+def load_model_for_run(model_args, max_length, seed, gradient_checkpointing, init_adapter=None, **unsloth_kwargs):
+    """load_model_for_training, or with `init_adapter` that LoRA loaded trainable (peft_config None)."""
+    if init_adapter and not model_args.use_peft:
+        raise UserError("--init_adapter continues a LoRA; with --use_peft false start from a model folder instead")
+    if uses_unsloth(model_args) and init_adapter:  # Unsloth loads base + adapter from the adapter dir
+        from dataclasses import replace
+
+        rank = max(model_args.lora_r, adapter_config(init_adapter)["r"])
+        model_args = replace(model_args, model_name_or_path=init_adapter)
+        if unsloth_kwargs.get("fast_inference"):
+            unsloth_kwargs["max_lora_rank"] = rank
+        return load_model_for_training(model_args, max_length, seed, gradient_checkpointing, **unsloth_kwargs)
+    if uses_unsloth(model_args) and unsloth_kwargs.get("fast_inference"):
+        unsloth_kwargs["max_lora_rank"] = model_args.lora_r
+    model, tokenizer, peft_config = load_model_for_training(model_args, max_length, seed, gradient_checkpointing,
+                                                            **unsloth_kwargs)
+    if init_adapter and peft_config is not None:  # plain path: the trainer would otherwise add a fresh LoRA
+        from modeling import attach_adapter
+
+        adapter_config(init_adapter)
+        model, peft_config = attach_adapter(model, init_adapter, merge=False, trainable=True), None
+    return model, tokenizer, peft_config
+
+
+def adapter_config(adapter_dir):
+    path = os.path.join(adapter_dir, "adapter_config.json")
+    if not os.path.exists(path):
+        raise UserError(f"--init_adapter: no LoRA adapter (adapter_config.json) in {adapter_dir}")
+    with open(path) as f:
+        return json.load(f)
 
 
 # ----------------------------------------------------------------------------
