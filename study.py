@@ -204,6 +204,15 @@ def keep_run_record(stage, results):
             shutil.copyfile(src, os.path.join(seed_dir, f"{stage.results_name}_{name}"))
 
 
+def priority(stage):
+    """Long stages that others wait for first: S0, then GRPO (the slowest arm), other training, evals last."""
+    words = stage.name.split()
+    kind = words[1] if len(words) > 1 else ""
+    arm = words[2] if len(words) > 2 else ""
+    return 0 if (kind, arm) == ("train", S0) else 1 if kind == "train" and arm.startswith("grpo") else \
+        2 if kind in ("train", "sample") else 3
+
+
 def run_stages(stages, results, outputs, jobs, dry_run):
     """Run what is not done yet, up to `jobs` stages at once, each as soon as the stages it needs have finished."""
     done_path = os.path.join(outputs, "stages_done.json")
@@ -224,7 +233,8 @@ def run_stages(stages, results, outputs, jobs, dry_run):
         return
     os.makedirs(os.path.join(outputs, "logs"), exist_ok=True)
     while pending or running:
-        for stage in [s for s in pending if set(s.after) <= finished][:max(0, jobs - len(running))]:
+        ready = sorted((s for s in pending if set(s.after) <= finished), key=priority)
+        for stage in ready[:max(0, jobs - len(running))]:
             pending.remove(stage)
             if os.path.exists(stage.output):  # not ours, e.g. committed results: --resume would take them as complete
                 os.remove(stage.output)

