@@ -160,6 +160,111 @@ def check_worked_solution(response, variables, equations, answer):
     assert known == answer, f"the worked solution derives {known}, not {answer}"
 
 
+# The step format: each line is one operation on numbers already written; every number is re-derived here.
+NUM = r"(-?\d+)"
+PAREN = r"(\d+|\(-\d+\))"  # an operand: negatives in parentheses
+PAREN_NC = r"(?:\d+|\(-\d+\))"
+STEP_ELIMINATE = re.compile(r"Eliminate ([a-z]): multiply \((\d+)\) by (-?\d+) and \((\d+)\) by (-?\d+)\.")
+STEP_SCALED = re.compile(rf"\((\d+)\) \* \({NUM}\): (.+) = \({NUM}\)\*{PAREN} -> (.+)")
+STEP_SCALED_TERM = re.compile(rf"\({NUM}\)\*{PAREN}([a-z])")
+STEP_COMBO = re.compile(rf"\((\d+)\) = \((\d+)\) \* \({NUM}\) - \((\d+)\) \* \({NUM}\): (.+) = {NUM} - {PAREN} -> (.+)")
+STEP_COMBO_TERM = re.compile(rf"\({NUM} - {PAREN}\)([a-z])")
+STEP_SUBSTITUTE = re.compile(rf"Substitute (.+) into \((\d+)\): (-?\d*)([a-z])((?: \+ {PAREN_NC}\*{PAREN_NC})+) = {NUM} -> "
+                             rf"(-?\d*)([a-z]) ([-+]) (\d+) = {NUM}")
+STEP_REST = re.compile(rf"(-?\d*)([a-z]) = {NUM} - {PAREN} = {NUM}")
+STEP_SOLVE = re.compile(rf"([a-z]) = {NUM} / {PAREN} = {NUM}")
+STEP_GIVEN = re.compile(r"\((\d+)\) ([^=*].*)")
+
+
+def operand(text):
+    assert text == (f"({int(text[1:-1])})" if text.startswith("(") else str(int(text))), f"bad operand {text!r}"
+    assert not text.startswith("(") or int(text[1:-1]) < 0, f"positive number in parentheses: {text!r}"
+    return int(text.strip("()"))
+
+
+def check_step_solution(response, variables, equations, answer):
+    """Every line of a step-format <think> block is recognised and each of its numbers re-derived."""
+    m = RESPONSE.fullmatch(response)
+    assert m, response
+    assert m.group(2) == ", ".join(f"{v} = {answer[v]}" for v in variables)
+    n = len(variables)
+    rows, known, plan, scaled, pending = {}, {}, None, [], None  # pending: (variable, coefficient, value) to divide
+
+    for line in m.group(1).split("\n"):
+        if g := STEP_ELIMINATE.fullmatch(line):
+            v, a, ma, b, mb = g.groups()
+            k = variables.index(v)
+            a, ma, b, mb = int(a), int(ma), int(b), int(mb)
+            assert rows[a][k] * ma == rows[b][k] * mb != 0, f"multipliers do not cancel {v}: {line}"
+            plan, scaled = (k, a, ma, b, mb), []
+        elif g := STEP_SCALED.fullmatch(line):
+            label, mult, terms, mult2, const, eq = g.groups()
+            label, mult = int(label), int(mult)
+            assert plan is not None and (label, mult) == plan[1 + 2 * len(scaled): 3 + 2 * len(scaled)], line
+            assert int(mult2) == mult and operand(const) == rows[label][-1], line
+            printed = [STEP_SCALED_TERM.fullmatch(t) for t in terms.split(" + ")]
+            assert all(printed), f"bad term in {line}"
+            assert [(int(t[1]), operand(t[2]), t[3]) for t in printed] == \
+                [(mult, c, v) for c, v in zip(rows[label], variables) if c], f"wrong terms: {line}"
+            coefs, c = read_equation(eq, variables)
+            assert coefs + [c] == [mult * x for x in rows[label]], f"false product: {line}"
+            scaled.append(coefs + [c])
+        elif g := STEP_COMBO.fullmatch(line):
+            label, a, ma, b, mb, terms, ca, cb, eq = g.groups()
+            assert plan is not None and len(scaled) == 2, line
+            assert (int(a), int(ma), int(b), int(mb)) == plan[1:], line
+            assert int(label) == len(rows) + 1, line
+            x_row, y_row = scaled
+            printed = [STEP_COMBO_TERM.fullmatch(t) for t in terms.split(" + ")]
+            assert all(printed), f"bad term in {line}"
+            assert [(int(t[1]), operand(t[2]), t[3]) for t in printed] == \
+                [(x, y, v) for x, y, v in zip(x_row, y_row, variables) if x != y], f"wrong terms: {line}"
+            assert (int(ca), operand(cb)) == (x_row[-1], y_row[-1]), line
+            coefs, c = read_equation(eq, variables)
+            assert coefs + [c] == [x - y for x, y in zip(x_row, y_row)], f"false difference: {line}"
+            assert coefs[plan[0]] == 0, f"does not eliminate: {line}"
+            rows[int(label)] = coefs + [c]
+            plan = None
+        elif g := STEP_SUBSTITUTE.fullmatch(line):
+            values, label, c1, v1, products, const, c2, v2, sign, total, const2 = g.groups()[:11]
+            row, k = rows[int(label)], variables.index(v1)
+            assert (c1, v1) == (c2, v2) and coefficient(c1) == row[k] and int(const) == int(const2) == row[-1], line
+            others = [j for j in range(n) if j != k and row[j]]
+            stated = [re.fullmatch(r"([a-z]) = (-?\d+)", part).groups() for part in values.split(", ")]
+            assert stated == [(variables[j], str(known[variables[j]])) for j in others], f"unknown values: {line}"
+            factors = re.findall(rf" \+ {PAREN}\*{PAREN}", products)
+            assert [(operand(a), operand(b)) for a, b in factors] == \
+                [(row[j], known[variables[j]]) for j in others], f"wrong products: {line}"
+            value = sum(row[j] * known[variables[j]] for j in others)
+            assert (-1 if sign == "-" else 1) * int(total) == value and (int(total) != 0 or sign == "+"), line
+            pending = (v1, row[k], row[-1], value)
+        elif g := STEP_REST.fullmatch(line):
+            c, v, const, total, rest = g.groups()
+            assert pending and pending[0] == v and coefficient(c) == pending[1], line
+            assert (int(const), operand(total)) == pending[2:], line
+            assert int(rest) == int(const) - operand(total), f"false subtraction: {line}"
+            pending = (v, coefficient(c), int(rest), None)
+        elif g := STEP_SOLVE.fullmatch(line):
+            v, rest, c, value = g.groups()
+            rest, c, value = int(rest), operand(c), int(value)
+            if pending and pending[0] == v:
+                assert pending[3] is None and (pending[1], pending[2]) == (c, rest), line
+            else:  # the pivot row has no other term
+                k = variables.index(v)
+                assert any(r[k] == c and r[-1] == rest and sum(map(bool, r[:-1])) == 1 for r in rows.values()), line
+            assert Fraction(rest, c) == value, f"false division: {line}"
+            assert v not in known, line
+            known[v], pending = value, None
+        elif g := STEP_GIVEN.fullmatch(line):
+            label = int(g.group(1))
+            assert label == len(rows) + 1 <= n and g.group(2) == equations[label - 1], line
+            coefs, const = read_equation(g.group(2), variables)
+            rows[label] = coefs + [const]
+        else:
+            raise AssertionError(f"unrecognised line {line!r} in\n{response}")
+    assert known == answer, f"the worked solution derives {known}, not {answer}"
+
+
 # ----------------------------------------------------------------------------
 # Formatting
 
@@ -228,17 +333,31 @@ CONFIGS = [  # argv, systems in the file
 
 @pytest.fixture(scope="module")
 def generated():
+    """The compact format (one line per elimination), read by check_worked_solution above."""
     out = []
     for argv, expected in CONFIGS:
-        args = data.parse_args(argv)
+        args = data.parse_args(argv + ["--solution-format", "compact"])
         data.check_args(args)
         out.append((args, data.generate(args), expected))
     return out
 
 
-def test_generated_systems_have_all_properties(generated):
+@pytest.fixture(scope="module")
+def generated_steps():
+    """The same configs in the default step format (one checkable operation per line)."""
+    out = []
+    for argv, expected in CONFIGS:
+        args = data.parse_args(argv)
+        data.check_args(args)
+        assert args.solution_format == "steps"
+        out.append((args, data.generate(args), expected))
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["compact", "steps"])
+def test_generated_systems_have_all_properties(fmt, generated, generated_steps):
     total = 0
-    for args, result, expected in generated:
+    for args, result, expected in (generated if fmt == "compact" else generated_steps):
         records = result["records"]
         assert len(records) == expected == sum(result["meta"]["counts"].values())
         keys, ids, hashes = set(), set(), set()
@@ -269,7 +388,12 @@ def test_generated_systems_have_all_properties(generated):
             assert r["prompt"] == utils.linear_prompt(r["equations"], variables)
             assert "\n".join(r["equations"]) in r["prompt"][1]["content"]
             assert utils.parse_linear_answer(r["response"], variables, strict=True) == r["answer"]
-            check_worked_solution(r["response"], variables, r["equations"], r["answer"])
+            if fmt == "compact":
+                check_worked_solution(r["response"], variables, r["equations"], r["answer"])
+            else:
+                check_step_solution(r["response"], variables, r["equations"], r["answer"])
+                if (total + len(keys)) % 25 == 0:  # check_trace costs ~3 ms per solution: 1 in 25 of them
+                    assert utils.check_trace(r["response"])["valid"], r["response"]
         assert utils.correctness_reward([r["response"] for r in records], [r["answer"] for r in records]) \
             == [1.0] * len(records)
         total += len(records)
@@ -282,7 +406,8 @@ def test_splits_are_ordered_and_sized(generated):
     args, result, _ = generated[1]
     splits = [r["split"] for r in result["records"]]
     assert splits == ["test"] * 200 + ["test_ood"] * 200 + ["val"] * 200 + ["train"] * 2800
-    assert result["meta"]["counts"] == {"test": 200, "test_ood": 200, "val": 200, "train": 2800}
+    assert result["meta"]["counts"] == {"test": 200, "test_ood": 200, "test_near": 0, "test_far": 0, "val": 200,
+                                        "train": 2800}
     assert result["meta"]["ood_n_vars"] == 3 and result["meta"]["ood_coef_range"] == [-60, 60]
 
 
@@ -297,6 +422,121 @@ def test_worked_solution_checker_catches_a_false_line(generated):
         corrupted = "\n".join(lines[:i] + [bad] + lines[i + 1:]) if bad.startswith("Substitute") else bad
         with pytest.raises(AssertionError):
             check_worked_solution(corrupted, r["variables"], r["equations"], r["answer"])
+
+
+def test_step_checker_catches_a_false_line(generated_steps):
+    """Change any one number of a step-format solution: the independent checker (and check_trace) fail."""
+    r = next(r for r in generated_steps[3][1]["records"] if r["response"].count("Substitute") >= 2)
+    check_step_solution(r["response"], r["variables"], r["equations"], r["answer"])
+    lines = r["response"].split("\n")
+    rng, tried = random.Random(0), 0
+    for _ in range(40):
+        i = rng.randrange(len(lines) - 3) + 1  # any line of the <think> block after "<think>"
+        if i > len(r["equations"]) + 1 and not lines[i].startswith("Eliminate"):
+            numbers = list(re.finditer(r"\d+", lines[i].split(": ", 1)[-1]))
+            hit = rng.choice(numbers)
+            offset = len(lines[i]) - len(lines[i].split(": ", 1)[-1])
+            start, end = offset + hit.start(), offset + hit.end()
+            bad = lines[i][:start] + str(int(hit.group()) + 1) + lines[i][end:]
+            corrupted = "\n".join(lines[:i] + [bad] + lines[i + 1:])
+            with pytest.raises(AssertionError):
+                check_step_solution(corrupted, r["variables"], r["equations"], r["answer"])
+            tried += 1
+    assert tried >= 20
+
+
+def generate(argv):
+    args = data.parse_args(argv)
+    data.check_args(args)
+    return args, data.generate(args)
+
+
+def split_of(result, split):
+    return [r for r in result["records"] if r["split"] == split]
+
+
+def read_system(record):
+    parsed = [read_equation(eq, record["variables"]) for eq in record["equations"]]
+    return [p[0] for p in parsed], [p[1] for p in parsed]
+
+
+def test_near_and_far_splits_change_one_factor_each():
+    args, result = generate(["--preset", "easy", "--train", "300", "--val", "30", "--test", "60", "--test-ood", "20",
+                             "--test-near", "80", "--test-far", "50", "--solution-format", "compact"])
+    assert result["meta"]["counts"] == {"test": 60, "test_ood": 20, "test_near": 80, "test_far": 50, "val": 30,
+                                        "train": 300}
+    assert result["meta"]["near_coef_range"] == [-10, 10] and result["meta"]["far_n_vars"] == 3
+    keys = {}
+    for r in result["records"]:
+        matrix, constants = read_system(r)
+        key = canonical(matrix, constants)
+        assert key not in keys, f"{r['id']} repeats {keys.get(key)}"
+        keys[key] = r["id"]
+        coefs = [c for row in matrix for c in row]
+        assert [sum(a * r["answer"][v] for a, v in zip(row, r["variables"])) for row in matrix] == constants
+        assert all(-9 <= s <= 9 for s in r["answer"].values())  # solutions: the in-domain range everywhere
+        assert bareiss_determinant(matrix) != 0
+        if r["split"] == "test_near":  # 2 variables, some coefficient outside [-5, 5], all within [-10, 10]
+            assert r["variables"] == ["x", "y"]
+            assert any(abs(c) > 5 for c in coefs) and all(abs(c) <= 10 for c in coefs), r["equations"]
+        elif r["split"] == "test_far":  # one more variable at the in-domain coefficients
+            assert r["variables"] == ["x", "y", "z"] and all(-5 <= c <= 5 and c != 0 for c in coefs)
+        elif r["split"] != "test_ood":
+            assert r["variables"] == ["x", "y"] and all(-5 <= c <= 5 and c != 0 for c in coefs)
+        check_worked_solution(r["response"], r["variables"], r["equations"], r["answer"])
+    # Explicit ranges and sizes
+    _, result = generate(["--coef-range", "-3", "3", "--near-coef-range", "-4", "4", "--far-n-vars", "4",
+                          "--train", "10", "--val", "0", "--test", "0", "--test-ood", "0", "--test-near", "30",
+                          "--test-far", "5"])
+    for r in split_of(result, "test_near"):
+        coefs = [c for row in read_system(r)[0] for c in row]
+        assert any(abs(c) == 4 for c in coefs) and all(abs(c) <= 4 for c in coefs)
+    assert {len(r["variables"]) for r in split_of(result, "test_far")} == {4}
+
+
+def test_presets_and_explicit_flags_override_them():
+    easy = data.parse_args(["--preset", "easy"])
+    data.check_args(easy)
+    assert (easy.coef_range, easy.solution_range, easy.nonzero_coefs) == ([-5, 5], [-9, 9], True)
+    default = data.parse_args([])
+    data.check_args(default)
+    assert (default.coef_range, default.solution_range, default.nonzero_coefs) == ([-30, 30], [-30, 30], False)
+    mixed = data.parse_args(["--preset", "easy", "--coef-range", "-7", "7", "--no-nonzero-coefs"])
+    data.check_args(mixed)
+    assert (mixed.coef_range, mixed.solution_range, mixed.nonzero_coefs) == ([-7, 7], [-9, 9], False)
+    _, result = generate(["--preset", "easy", "--solution-range", "0", "3", "--train", "40", "--val", "0",
+                          "--test", "0", "--test-ood", "0"])
+    for r in result["records"]:
+        assert all(0 <= s <= 3 for s in r["answer"].values())
+        assert all(-5 <= c <= 5 and c != 0 for row in read_system(r)[0] for c in row)
+
+
+def test_nonzero_coefs():
+    argv = ["--coef-range", "-2", "2", "--train", "200", "--val", "0", "--test", "0", "--test-ood", "0",
+            "--n-vars", "3"]
+    _, plain = generate(argv)
+    assert any(c == 0 for r in plain["records"] for row in read_system(r)[0] for c in row)  # zeros do occur
+    _, nonzero = generate(argv + ["--nonzero-coefs"])
+    assert all(c != 0 for r in nonzero["records"] for row in read_system(r)[0] for c in row)
+    for r in nonzero["records"]:
+        check_step_solution(r["response"], r["variables"], r["equations"], r["answer"])
+
+
+@pytest.mark.parametrize("argv", [["--near-coef-range", "-5", "5"], ["--near-coef-range", "-2", "3"]])
+def test_near_range_inside_the_training_range_is_a_clean_error(tmp_path, argv):
+    out = tmp_path / "data.json"
+    proc = run_script("data.py", "--coef-range", "-5", "5", "--test-near", "10", *argv, "--out", str(out))
+    assert proc.returncode == 2 and proc.stdout == "" and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--near-coef-range" in lines[0], proc.stderr
+    assert not out.exists()
+
+
+def test_train_prefix_is_the_same_for_every_larger_train_size():
+    base = ["--preset", "easy", "--val", "5", "--test", "5", "--test-ood", "3", "--test-near", "4", "--test-far", "4"]
+    trains = {n: split_of(generate(base + ["--train", str(n)])[1], "train") for n in (10, 25, 60)}
+    assert [r["id"] for r in trains[60][:10]] == [f"train-{i:04d}" for i in range(10)]
+    assert trains[25] == trains[60][:25] and trains[10] == trains[60][:10] == trains[25][:10]
 
 
 # ----------------------------------------------------------------------------
@@ -315,7 +555,7 @@ def test_same_seed_same_bytes_and_train_size_leaves_tests_alone(tmp_path):
                                ("more_train", ["--train", "40"], 40)]:
         proc = run_script("data.py", *small, *extra, "--out", paths[name])
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout.strip() == f"wrote {paths[name]}: test 4, test_ood 4, val 4, train {train}"
+        assert proc.stdout.strip() == f"wrote {paths[name]}: test 4, test_ood 4, test_near 0, test_far 0, val 4, train {train}"
     assert read_bytes(paths["a"]) == read_bytes(paths["b"])  # separate processes, different hash seeds
     assert read_bytes(paths["a"]) != read_bytes(paths["seed1"])
     a = json.loads(read_bytes(paths["a"]))
