@@ -64,7 +64,7 @@ def test_yaml_config_then_flags(tmp_path):
     (["--num_generations", "5"], "not a multiple of --num_generations 5"),
     (["--num_generations", "1", "--per_device_train_batch_size", "1"], "at least 2"),
     (["--loss_type", "ppo"], "invalid choice"),
-    (["--reward_weights", "1"], "two numbers"),
+    (["--reward_weights", "1"], "one number per reward"),
     (["--wrong_credit", "2"], "between 0 and 1"),
     (["--temperature", "0"], "> 0"),
     (["--val_steps", "-1"], "--val_steps"),

@@ -37,7 +37,7 @@ def collated_batch(tiny_model_dir, tiny_data, tmp_path, *extra):
     """The first training batch exactly as the trainer's own collator builds it (no training)."""
     argv = tiny_args(tiny_model_dir, tiny_data, tmp_path, "--eval_strategy", "no", *extra)
     script_args, model_args, training_args = sft.parse_args(argv)
-    records, train_ds, _ = sft.load_datasets(script_args.data, with_val=False)
+    records, train_ds, _, _ = sft.load_datasets(script_args.data, with_val=False)
     model, tokenizer, peft_config = sft.build_model(model_args, training_args)
     trainer = sft.build_trainer(model, tokenizer, peft_config, training_args, train_ds)
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
@@ -85,7 +85,10 @@ def test_output_dir_holds_adapter_tokenizer_config_and_manifest(trained, tiny_da
         assert os.path.exists(os.path.join(trained, name)), name
     with open(os.path.join(trained, "run_config.json")) as f:
         config = json.load(f)
-    assert config["script"] == {"data": tiny_data, "loss_on_prompt": False, "resume": False}
+    assert {k: config["script"][k] for k in ("data", "loss_on_prompt", "resume", "init_adapter", "train_slice",
+                                             "max_train_flops", "val_steps")} == \
+        {"data": tiny_data, "loss_on_prompt": False, "resume": False, "init_adapter": None, "train_slice": None,
+         "max_train_flops": None, "val_steps": 0}
     assert config["model"]["lora_r"] == 8 and config["training"]["completion_only_loss"] is True
     assert config["training"]["learning_rate"] == 2e-2 and config["training"]["max_steps"] == STEPS
     manifest = utils.read_manifest(trained)
@@ -176,6 +179,130 @@ def test_cli_reports_one_line_and_exit_status_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == f"error: data file not found: {tmp_path / 'nope.json'}"
     assert "Traceback" not in result.stderr
+
+
+# ----------------------------------------------------------------------------
+# Full fine-tuning, --train_slice, --max_train_flops, --val_steps, --init_adapter (a few steps each)
+
+QUICK = ["--warmup_steps", "0", "--eval_strategy", "no", "--save_strategy", "no"]
+
+
+@pytest.fixture(scope="module")
+def full_ft(tmp_path_factory, tiny_model_dir, tiny_data):
+    """--use_peft false on train items 0:8 for 2 steps; then a second full fine-tune started from that folder."""
+    root = tmp_path_factory.mktemp("full")
+    first, second = root / "first", root / "second"
+    sft.main(tiny_args(tiny_model_dir, tiny_data, first, "--use_peft", "false", "--train_slice", "0:8",
+                       "--max_steps", "2", "--learning_rate", "1e-3", *QUICK))
+    sft.main(tiny_args(str(first), tiny_data, second, "--use_peft", "false", "--train_slice", "8:12",
+                       "--max_steps", "1", *QUICK))
+    return str(first), str(second)
+
+
+def test_full_finetune_saves_a_model_folder_with_every_weight_trained(full_ft, tiny_model_dir, tiny_data):
+    first, _ = full_ft
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
+                 "training_manifest.json", "run_config.json", "train_log.jsonl"):
+        assert os.path.exists(os.path.join(first, name)), name
+    assert not os.path.exists(os.path.join(first, "adapter_config.json"))
+    before, after = load_file(os.path.join(tiny_model_dir, "model.safetensors")), load_file(os.path.join(first, "model.safetensors"))
+    assert set(after) == set(before)
+    assert all(after[k].dtype == torch.float32 for k in after)  # fp32 weights
+    moved = [k for k in before if not torch.equal(before[k], after[k])]
+    assert any("mlp" in k for k in moved) and any("self_attn" in k for k in moved), moved
+    with open(os.path.join(first, "run_config.json")) as f:
+        assert json.load(f)["model"]["use_peft"] is False
+    train = utils.load_split(tiny_data, "train")
+    manifest = utils.read_manifest(first)
+    assert manifest["ids"] == [r["id"] for r in train[:8]] and manifest["hashes"] == [r["hash"] for r in train[:8]]
+    assert "inherited" not in manifest  # the tiny base model has no manifest
+
+
+def test_run_from_a_model_folder_inherits_its_manifest(full_ft, tiny_data):
+    first, second = full_ft
+    train = utils.load_split(tiny_data, "train")
+    manifest = utils.read_manifest(second)
+    assert manifest["ids"] == [r["id"] for r in train[8:12]]
+    assert manifest["inherited"]["from"] == os.path.abspath(first)
+    assert manifest["inherited"]["ids"] == [r["id"] for r in train[:8]]
+    assert manifest["inherited"]["hashes"] == [r["hash"] for r in train[:8]]
+    assert sorted(manifest["hashes"]) == sorted(r["hash"] for r in train[:12])
+
+
+def test_eval_refuses_a_full_finetune_on_its_own_train_items(full_ft, tiny_data, tmp_path):
+    import linear_equation_eval
+
+    _, second = full_ft
+    argv = ["--model", second, "--data", tiny_data, "--split", "train", "--limit", "2", "--max-new-tokens", "2",
+            "--out", str(tmp_path)]
+    refused = run_script("linear_equation_eval.py", *argv)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "training data of" in refused.stderr and second in refused.stderr, refused.stderr
+    assert os.listdir(tmp_path) == []
+    # train-0000 is in the inherited part of the manifest (the first run's items): still refused
+    with pytest.raises(UserError, match="2 of 2 items"):
+        linear_equation_eval.main(argv)
+    results = linear_equation_eval.main(argv + ["--allow-overlap"])
+    assert results["summary"]["num_items"] == 2 and results["summary"]["model"] == second
+    # The val split was never trained on: no flag needed
+    assert linear_equation_eval.main([*argv[:5], "val", *argv[6:]])["summary"]["num_items"] == 2
+
+
+def test_full_finetune_flag_errors(tiny_model_dir, tiny_data, tmp_path):
+    with pytest.raises(UserError, match="--use_peft false.*--load_in_4bit"):
+        sft.parse_args(tiny_args(tiny_model_dir, tiny_data, tmp_path, "--use_peft", "false", "--load_in_4bit", "true"))
+    with pytest.raises(UserError, match="selects no train items"):
+        sft.main(tiny_args(tiny_model_dir, tiny_data, tmp_path / "empty", "--train_slice", "100:", "--max_steps", "1"))
+    for bad in ("3", "a:b", "1:2:3", "1:-4"):
+        with pytest.raises(UserError, match="START:END"):
+            sft.parse_args(tiny_args(tiny_model_dir, tiny_data, tmp_path, "--train_slice", bad))
+    with pytest.raises(UserError, match="--init_adapter continues a LoRA"):
+        sft.main(tiny_args(tiny_model_dir, tiny_data, tmp_path / "ia", "--use_peft", "false", "--init_adapter",
+                           str(tmp_path), "--max_steps", "1"))
+    result = run_script("sft.py", *tiny_args(tiny_model_dir, tiny_data, tmp_path / "cli", "--train_slice", "x:"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: --train_slice 'x:'"), result.stderr
+
+
+def test_compute_budget_stops_training_and_val_accuracy_is_logged(tiny_model_dir, tiny_data, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    n = training.count_parameters(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
+    budget = 6 * n * 2500  # 4 rows of ~430 tokens per step: crossed by step 2
+    out = tmp_path / "run"
+    sft.main(tiny_args(tiny_model_dir, tiny_data, out, "--use_peft", "false", "--max_steps", "20",
+                       "--max_train_flops", str(budget),
+                       "--val_steps", "1", "--val_limit", "2", "--val_max_new_tokens", "4", *QUICK))
+    log = training.read_log(out)
+    steps = [r["step"] for r in log if "loss" in r]
+    assert steps == [1, 2], steps
+    final = [r for r in log if "compute_flops" in r]
+    assert len(final) == 1 and final[0] == log[-1], log[-2:]
+    final = final[0]
+    assert final["compute_flops"] >= budget and final["train_seconds"] > 0
+    assert final["compute_flops"] == pytest.approx(6 * n * final["compute_tokens"])  # N: every weight is trained
+    assert 2500 <= final["compute_tokens"] < 2 * 2500
+    val = [r for r in log if "val_accuracy" in r]
+    assert val[0]["step"] == 0 and len(val) >= 3, val
+    assert all(0 <= r["val_accuracy"] <= 1 and 0 <= r["val_accuracy_lenient"] <= 1 for r in val)
+    assert all(r["val_truncated"] == 1.0 for r in val)  # 4 new tokens never finish an answer
+
+
+def test_init_adapter_continues_the_lora(trained, tiny_model_dir, tiny_data, tmp_path):
+    out = tmp_path / "more"
+    sft.main(tiny_args(tiny_model_dir, tiny_data, out, "--init_adapter", trained, "--max_steps", "1",
+                       "--learning_rate", "0", "--lora_r", "4", *QUICK))
+    start, end = (load_file(os.path.join(d, "adapter_model.safetensors")) for d in (trained, out))
+    assert set(start) == set(end)
+    for key in start:  # a learning rate of 0: the trained adapter comes back unchanged (a fresh LoRA has B = 0)
+        torch.testing.assert_close(end[key], start[key])
+    with open(out / "adapter_config.json") as f:
+        assert json.load(f)["r"] == 8  # the adapter's rank, not --lora_r
+    manifest = utils.read_manifest(str(out))
+    assert manifest["inherited"]["from"] == os.path.abspath(trained)
+    with pytest.raises(UserError, match="adapter_config.json"):
+        sft.main(tiny_args(tiny_model_dir, tiny_data, tmp_path / "bad", "--init_adapter", str(tmp_path),
+                           "--max_steps", "1", *QUICK))
 
 
 # ----------------------------------------------------------------------------
