@@ -211,3 +211,94 @@ def test_init_adapter_is_trainable(tmp_path, tiny_model_dir, tiny_data):
     with pytest.raises(UserError, match="adapter_config.json"):
         grpo.build_model(script_args.__class__(**{**vars(script_args), "init_adapter": str(tmp_path)}),
                          model_args, args)
+
+
+# ----------------------------------------------------------------------------
+# --rewards, --reward_weights, --partial_credit, the no-signal warning, the compute count, lazy imports
+
+
+def test_rewards_subset_and_partial_credit():
+    trace_ok = "<think>\n(1) x + y = -1\n(2) x - y = 5\n(3) = (1) + (2): 2x = 4\nx = 4 / 2 = 2\n</think>\n" \
+               "<answer>x = 2, y = -3</answer>"
+    fns = grpo.reward_functions(0.1, ["trace", "correctness"], partial=True)
+    assert [f.__name__ for f in fns] == ["trace_reward", "correctness_reward"]
+    half = "<think>guess</think><answer>x = 2, y = 1</answer>"
+    completions = [as_chat(t) for t in (CORRECT, half, WRONG)]
+    assert fns[1](completions, [ANSWER] * 3) == [1.0, 0.5, 0.0]  # the share of variables right
+    assert grpo.reward_functions(0.1, ["correctness"])[0](completions, [ANSWER] * 3) == [1.0, 0.1, 0.1]
+    assert len(fns[0]([as_chat(trace_ok), as_chat(WRONG)])) == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--rewards", "correctness", "trace", "format"], "one number per reward \\(correctness, trace, format\\)"),
+    (["--rewards", "correctness", "--reward_weights", "1", "0.5"], "one number per reward"),
+    (["--rewards", "kl"], "choose from correctness, format, trace"),
+])
+def test_reward_flag_mismatch_is_a_user_error(argv, message):
+    with pytest.raises(UserError, match=message):
+        grpo.parse_args(argv)
+    script_args, _, args = grpo.parse_args(["--rewards", "correctness", "trace", "format", "--reward_weights", "1",
+                                            "0.5", "0.2", "--partial_credit", "true"])
+    assert script_args.rewards == ["correctness", "trace", "format"] and args.reward_weights == [1.0, 0.5, 0.2]
+    assert script_args.partial_credit is True
+
+
+def test_reward_mismatch_exits_2_before_loading_a_model(tmp_path):
+    result = run_script("grpo.py", "--model", str(tmp_path / "no-model"), "--data", str(tmp_path / "no-data.json"),
+                        "--rewards", "correctness", "--reward_weights", "1", "1")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--reward_weights takes one number per reward (correctness)" in lines[0], lines
+
+
+def test_no_signal_warning_warns_once(capsys):
+    from types import SimpleNamespace
+
+    callback = grpo.NoSignalWarning(3)
+    state = SimpleNamespace(is_world_process_zero=True)
+    for share in (1.0, 1.0, 0.5, 1.0, 1.0):  # a step with signal resets the count
+        callback.on_log(None, state, None, logs={"frac_reward_zero_std": share})
+    assert capsys.readouterr().out == ""
+    callback.on_log(None, state, None, logs={"loss": 0.1})  # lines without the key do not count
+    callback.on_log(None, state, None, logs={"frac_reward_zero_std": 1.0})
+    assert capsys.readouterr().out.count("warning: no learning signal for 3 steps") == 1
+    for _ in range(5):
+        callback.on_log(None, state, None, logs={"frac_reward_zero_std": 1.0})
+    assert capsys.readouterr().out == ""  # once
+    off = grpo.NoSignalWarning(0)
+    for _ in range(5):
+        off.on_log(None, state, None, logs={"frac_reward_zero_std": 1.0})
+    assert capsys.readouterr().out == ""
+
+
+def test_importing_grpo_does_not_import_fast_grpo_or_generation():
+    code = "import sys, grpo; print(sorted(m for m in ('fast_grpo', 'generation') if m in sys.modules))"
+    result = run_script("-c", code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_compute_is_counted_at_10n_per_token_with_a_reference_model(run, tiny_model_dir, tiny_data, tmp_path):
+    """The module run has beta 0.04 (a reference model): 8N (generate + train) + 2N per token."""
+    from peft import get_peft_model
+
+    script_args, model_args, args = grpo.parse_args(tiny_argv(tiny_model_dir, tiny_data, tmp_path / "x"))
+    model, _, peft_config = grpo.build_model(script_args, model_args, args)
+    n = training.count_parameters(get_peft_model(model, peft_config))
+    final = [r for r in run["first_log"] if "compute_flops" in r]
+    assert len(final) == 1 and final[0]["compute_tokens"] > 0 and final[0]["train_seconds"] > 0
+    assert final[0]["compute_flops"] == pytest.approx(10 * n * final[0]["compute_tokens"])
+
+
+def test_compute_budget_stops_grpo_at_8n_without_a_reference_model(tiny_model_dir, tiny_data, tmp_path):
+    out = tmp_path / "run"
+    grpo.main(tiny_argv(tiny_model_dir, tiny_data, out, "--beta", "0", "--max_steps", "10", "--val_steps", "0",
+                        "--save_strategy", "no", "--use_peft", "false", "--max_train_flops", "1"))
+    log = training.read_log(out)
+    from transformers import AutoModelForCausalLM
+
+    n = training.count_parameters(AutoModelForCausalLM.from_pretrained(tiny_model_dir))
+    assert [r["step"] for r in log if "reward" in r] == [1]  # 1 FLOP: stops after the first step
+    final = log[-1]
+    assert final["compute_flops"] == pytest.approx(8 * n * final["compute_tokens"]) and final["compute_tokens"] > 0
+    assert os.path.exists(out / "model.safetensors")
