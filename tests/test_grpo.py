@@ -243,14 +243,6 @@ def test_reward_flag_mismatch_is_a_user_error(argv, message):
     assert script_args.partial_credit is True
 
 
-def test_reward_mismatch_exits_2_before_loading_a_model(tmp_path):
-    result = run_script("grpo.py", "--model", str(tmp_path / "no-model"), "--data", str(tmp_path / "no-data.json"),
-                        "--rewards", "correctness", "--reward_weights", "1", "1")
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "--reward_weights takes one number per reward (correctness)" in lines[0], lines
-
-
 def test_no_signal_warning_warns_once(capsys):
     from types import SimpleNamespace
 
@@ -271,11 +263,18 @@ def test_no_signal_warning_warns_once(capsys):
     assert capsys.readouterr().out == ""
 
 
-def test_importing_grpo_does_not_import_fast_grpo_or_generation():
-    code = "import sys, grpo; print(sorted(m for m in ('fast_grpo', 'generation') if m in sys.modules))"
+def test_importing_grpo_does_not_import_fast_grpo_or_generation(tmp_path):
+    """One subprocess for two checks: the lazy imports, then a reward/weight mismatch through grpo's CLI wrapper
+    exits 2 with one line before any model (a path that does not exist) is loaded."""
+    argv = ["grpo.py", "--model", str(tmp_path / "no-model"), "--data", str(tmp_path / "no-data.json"),
+            "--rewards", "correctness", "--reward_weights", "1", "1"]
+    code = ("import sys, grpo; print(sorted(m for m in ('fast_grpo', 'generation') if m in sys.modules), flush=True); "
+            f"sys.argv = {argv!r}; grpo.cli(grpo.main)")
     result = run_script("-c", code)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr[-2000:]
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--reward_weights takes one number per reward (correctness)" in lines[0], lines
 
 
 def test_compute_is_counted_at_10n_per_token_with_a_reference_model(run, tiny_model_dir, tiny_data, tmp_path):
