@@ -1,78 +1,155 @@
-"""study.py end to end on a tiny random model: every stage runs, a rerun skips them, the report is written."""
+"""study.py: config errors, --dry-run on the committed configs, and one small end-to-end run on the tiny model."""
 
 import json
 import os
 import shutil
 
+import pytest
 import yaml
 
 from conftest import GSM8K_DIR, REPO, run_script
 
+VALID = {"study": "x", "model": "m", "s0": "--max_steps 1", "seeds": [1, 2],
+         "arms": {"sft_more": {"kind": "sft"}, "grpo": {"kind": "grpo"}}}
 
-def write_config(tmp_path, model_dir, study, runs=("baseline", "sft", "grpo")):
-    config = {
-        "study": study,
-        "model": model_dir,
-        "gsm8k_dir": GSM8K_DIR,
-        "runs": list(runs),
-        "data": "--coef-range -5 5 --solution-range -9 9 --train 8 --val 2 --test 3 --test-ood 3",
-        "eval": "--max-new-tokens 8 --batch-size 4",
-        "eval_gsm8k": "--limit 3",
-        "sft": "--max_steps 2 --per_device_train_batch_size 4 --eval_steps 1 --save_steps 1",
-        "grpo": "--max_steps 1 --num_generations 2 --per_device_train_batch_size 4 --gradient_accumulation_steps 1 "
-                "--max_completion_length 8 --val_steps 1 --val_limit 2",
-    }
-    path = tmp_path / f"{study}-{len(runs)}.yaml"
+
+def with_changes(**changes):
+    config = json.loads(json.dumps(VALID))
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key)
+        else:
+            config[key] = value
+    return config
+
+
+BAD_CONFIGS = [
+    (with_changes(arms={"a": {"kind": "sft", "from": "sft_more"}}), "starts from 'sft_more'"),
+    (with_changes(arms={"a": {"kind": "sft", "from": "grpo"}, "grpo": {"kind": "grpo"}}), "starts from 'grpo'"),
+    (with_changes(arms={"a": {"kind": "dpo"}}), "kind must be one of sft, grpo, rft"),
+    (with_changes(arms={"s0": {"kind": "sft"}}), "not named base or s0"),
+    (with_changes(contrasts={"primary": [{"a": "grpo", "b": "ppo"}]}), "contrast"),
+    (with_changes(contrasts={"secondary": [{"a": "nope", "b": "s0"}]}), "contrast"),
+    (with_changes(seeds=[1, "2"]), "seeds: give a list of integers"),
+    (with_changes(seeds=3), "seeds: give a list of integers"),
+    (with_changes(seeds=[]), "seeds: give a list of integers"),
+    (with_changes(study="a/b"), "plain folder name"),
+    (with_changes(study=".."), "plain folder name"),
+    (with_changes(study="../up"), "plain folder name"),
+    (with_changes(evals={"linear_equation": "", "mmlu": ""}), "evals: unknown ['mmlu']"),
+    (with_changes(s0=None), "at least 'study', 'model' and 's0'"),
+    (with_changes(arms={"a": {"kind": "sft", "seeds": [9]}}), "seeds [9] are not in the study's seeds"),
+]
+
+
+def test_load_config_errors_exit_2_with_one_line(tmp_path):
+    import study
+    from utils import UserError
+
+    assert study.load_config(write(tmp_path / "ok.yaml", VALID))["arms"]["grpo"]["from"] == "s0"
+    for i, (config, message) in enumerate(BAD_CONFIGS):
+        path = write(tmp_path / f"bad{i}.yaml", config)
+        with pytest.raises(UserError) as error:
+            study.load_config(path)
+        assert message in str(error.value), (config, str(error.value))
+    # Through the command line: exit 2, one line, nothing run or written
+    for config, message in BAD_CONFIGS[::4]:
+        path = write(tmp_path / "cli.yaml", config)
+        result = run_script(os.path.join(REPO, "study.py"), path, cwd=tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+        assert message in lines[0] and result.stdout == ""
+        assert not os.path.exists(tmp_path / "results") and not os.path.exists(tmp_path / "outputs")
+    missing = run_script(os.path.join(REPO, "study.py"), str(tmp_path / "nope.yaml"), cwd=tmp_path)
+    assert missing.returncode == 2 and "config not found" in missing.stderr
+
+
+def write(path, config):
     path.write_text(yaml.safe_dump(config))
     return str(path)
 
 
-def test_study_runs_end_to_end_and_resumes(tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("name", ["study_small.yaml", "study_full.yaml"])
+def test_dry_run_lists_the_commands_and_runs_nothing(name, tmp_path):
+    """Run in a scratch folder: the dry run writes results/<study>/commands.sh and config.yaml there only."""
+    with open(os.path.join(REPO, "configs", name)) as f:
+        config = yaml.safe_load(f)
+    if "s0" not in config:
+        pytest.skip(f"configs/{name} is still in the old config format (runs: {config.get('runs')}), which the "
+                    "rewritten study.py rejects")
+    result = run_script(os.path.join(REPO, "study.py"), os.path.join(REPO, "configs", name), "--dry-run",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    study = config["study"]
+    assert sorted(os.listdir(tmp_path)) == ["results"]  # no outputs/, no data, no logs
+    assert sorted(os.listdir(tmp_path / "results" / study)) == ["commands.sh", "config.yaml"]
+    commands = (tmp_path / "results" / study / "commands.sh").read_text()
+    lines = [line for line in result.stdout.splitlines() if ": python " in line]
+    assert ": done (" not in result.stdout and lines
+    for line in lines:  # every stage printed is in commands.sh
+        assert line.split(": ", 1)[1] in commands
+    seeds = config["seeds"]
+    for seed in seeds:
+        assert f"seed{seed} train s0: python sft.py" in result.stdout
+        for arm, spec in config["arms"].items():
+            if seed in spec.get("seeds", seeds):
+                assert f"seed{seed} train {arm}: python {'grpo' if spec['kind'] == 'grpo' else 'sft'}.py" in result.stdout
+    assert "python data.py" in commands and "--max_train_flops" in commands
+    assert f"--max_train_flops {config['budget_flops']}" in commands
+
+
+def test_study_runs_end_to_end_and_a_rerun_skips_everything(tmp_path, tiny_model_dir):
     study = f"pytest-{os.getpid()}"
-    config = write_config(tmp_path, tiny_model_dir, study)
+    quick = "--eval_strategy no --save_strategy no --logging_steps 1"
+    config = {
+        "study": study, "model": tiny_model_dir, "full_finetune": True, "seeds": [3], "gsm8k_dir": GSM8K_DIR,
+        "data": "--preset easy --train 24 --val 2 --test 2 --test-ood 0 --seed 0",
+        "s0": f"--train_slice 0:8 --max_steps 1 --per_device_train_batch_size 4 {quick}",
+        "train_offset": 8,
+        "arms": {
+            "sft_more": {"kind": "sft", "flags": f"--max_steps 1 --per_device_train_batch_size 4 {quick}"},
+            "grpo": {"kind": "grpo", "flags": "--fast_generation true --max_steps 1 --num_generations 2 "
+                     "--per_device_train_batch_size 2 --gradient_accumulation_steps 1 --max_completion_length 4 "
+                     "--beta 0 --save_strategy no --val_steps 0"},
+            "rft": {"kind": "rft", "sample": "--train_slice 8:10 --k 2 --max_new_tokens 4 --verify none",
+                    "flags": f"--max_steps 1 --per_device_train_batch_size 2 {quick}"},
+        },
+        "evals": {"linear_equation": "--limit 2 --max-new-tokens 8", "gsm8k": "--limit 2 --max-new-tokens 8"},
+        "eval": "--batch-size 4",
+        "contrasts": {"primary": [{"a": "grpo", "b": "sft_more", "benchmark": "linear_equation", "split": "test"}]},
+    }
+    path = write(tmp_path / "tiny.yaml", config)
     results = os.path.join(REPO, "results", study)
     outputs = os.path.join(REPO, "outputs", study)
     try:
-        first = run_script("study.py", config)
+        first = run_script("study.py", path, "--jobs", "2")
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-        for run in ("baseline", "sft", "grpo"):
-            for suffix in ("linear_equation", "linear_equation_test_ood", "gsm8k"):
-                summary = json.load(open(os.path.join(results, f"{run}_{suffix}.json")))["summary"]
-                assert summary["num_items"] == 3
-                assert (summary["adapter"] is None) == (run == "baseline")
-        assert os.path.exists(os.path.join(results, "sft_train_log.jsonl"))
-        assert os.path.exists(os.path.join(results, "grpo_train_log.jsonl"))
+        seed_dir = os.path.join(results, "seed3")
+        for arm in ("base", "s0", "sft_more", "grpo", "rft"):
+            for suffix in ("linear_equation", "gsm8k"):
+                with open(os.path.join(seed_dir, f"{arm}_{suffix}.json")) as f:
+                    summary = json.load(f)["summary"]
+                assert summary["num_items"] == 2 and summary["adapter"] is None  # full fine-tunes: model folders
+                assert summary["model"] == (tiny_model_dir if arm == "base" else
+                                            os.path.join("outputs", study, "seed3", arm)), summary["model"]
+        for arm in ("s0", "sft_more", "grpo", "rft"):  # the train logs travel into results/
+            assert os.path.exists(os.path.join(seed_dir, f"{arm}_train_log.jsonl")), arm
+            assert os.path.exists(os.path.join(seed_dir, f"{arm}_run_config.json")), arm
+        with open(os.path.join(outputs, "seed3", "rft_data.json")) as f:
+            assert json.load(f)["meta"]["sampling"]["verify"] == "none"
+        assert os.path.exists(os.path.join(outputs, "logs", "seed3_train_grpo.log"))
         report = open(os.path.join(results, "report.md")).read()
-        assert "baseline" in report and "GRPO" in report
+        assert "### Primary (pre-registered)" in report
+        assert any("grpo vs sft_more" in line and "linear_equation test" in line for line in report.splitlines())
         commands = open(os.path.join(results, "commands.sh")).read()
-        assert "python sft.py" in commands and "python grpo.py" in commands
+        for script in ("data.py", "sft.py", "grpo.py", "sample.py", "linear_equation_eval.py", "gsm8k_eval.py"):
+            assert f"python {script}" in commands, script
 
-        second = run_script("study.py", config)  # everything exists: only the report is rebuilt
+        second = run_script("study.py", path, "--jobs", "2")
         assert second.returncode == 0, second.stderr[-3000:]
-        assert second.stdout.count(": done (") == 1 + 3 * 3 + 2  # data, 9 evals, 2 trainings
-
-        # A fresh clone has the committed results/ but not outputs/: nothing there counts as done
-        shutil.rmtree(outputs)
-        dry = run_script("study.py", config, "--dry-run")
-        assert dry.returncode == 0 and ": done (" not in dry.stdout, dry.stdout
-        assert os.path.exists(os.path.join(results, "baseline_gsm8k.json"))  # a dry run deletes nothing
-        baseline_only = write_config(tmp_path, tiny_model_dir, study, runs=("baseline",))
-        third = run_script("study.py", baseline_only)
-        assert third.returncode == 0, third.stderr[-3000:]
-        assert third.stdout.count("which no run of this checkout made") == 1 + 3  # data and 3 evals redone
-        assert " is complete; nothing to resume" not in third.stdout
-        fourth = run_script("study.py", baseline_only)  # now they are this checkout's own
-        assert fourth.stdout.count(": done (") == 1 + 3
+        stages = 1 + 5 * 2 + 4 + 1  # data, 5 arms x 2 evals, 4 trainings, 1 sampling
+        assert second.stdout.count(": done (") == stages, second.stdout
+        assert ": start (" not in second.stdout
     finally:
         shutil.rmtree(results, ignore_errors=True)
         shutil.rmtree(outputs, ignore_errors=True)
-
-
-def test_study_bad_config(tmp_path):
-    missing = run_script("study.py", str(tmp_path / "nope.yaml"))
-    assert missing.returncode == 2 and "config not found" in missing.stderr
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("study: x\nmodel: m\nruns: [baseline, dpo]\n")
-    unknown = run_script("study.py", str(bad))
-    assert unknown.returncode == 2 and "unknown runs" in unknown.stderr
-    assert "Traceback" not in unknown.stderr
