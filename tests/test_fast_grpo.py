@@ -24,7 +24,10 @@ def tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, fast, peft_
     grpo_args = {"max_steps": 1, **grpo_args}
     args = grpo.GRPOArguments(output_dir=str(tmp_path / str(fast)), gradient_accumulation_steps=1,
                               max_completion_length=12, report_to="none", save_strategy="no", **grpo_args)
-    script_args = grpo.ScriptArguments(fast_generation=fast, val_steps=0)
+    # build_trainer reads the data file's meta (sample.py's sampling compute counts in the budget): an empty one
+    data_file = tmp_path / "data.json"
+    data_file.write_text('{"meta": {}, "records": []}')
+    script_args = grpo.ScriptArguments(fast_generation=fast, val_steps=0, data=str(data_file))
     return grpo.build_trainer(model, tokenizer, peft_config, script_args, args, train_ds)
 
 
