@@ -189,6 +189,7 @@ def linear_records(n, seed):
     """n linear-equation train records (the study's GRPO / SFT data) made in memory."""
     split_args = data.parse_args(["--train", str(n), "--val", "0", "--test", "0", "--test-ood", "0",
                                   "--seed", str(seed)])
+    data.check_args(split_args)  # fills the preset's ranges
     return data.generate(split_args)["records"]
 
 

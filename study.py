@@ -122,10 +122,10 @@ def model_flags(config, kind, model_dir):
             "sample": ["--teacher", config["model"], "--adapter", model_dir]}[kind]
 
 
-def plan(config, seeds):
+def plan(config, seeds, results=None):
     """Every stage, in an order that respects `after`."""
     study, py = config["study"], sys.executable
-    results, outputs = os.path.join("results", study), os.path.join("outputs", study)
+    results, outputs = results or os.path.join("results", study), os.path.join("outputs", study)
     data = os.path.join(outputs, "data.json")
     peft = ["--use_peft", "false"] if config.get("full_finetune") else []
     budget = ["--max_train_flops", str(config["budget_flops"])] if config.get("budget_flops") else []
@@ -274,6 +274,8 @@ def main(argv=None):
     parser.add_argument("--jobs", type=int, default=1, help="stages run at once (small models share a GPU well)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--no-report", action="store_true", help="skip report.py at the end (e.g. seeds run apart)")
+    parser.add_argument("--results", default=None, help="results folder (default results/<study>); e.g. a git-ignored "
+                        "one on a machine that syncs the working tree (the lent GPU's tool removes untracked files)")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         raise UserError("--jobs must be at least 1")
@@ -281,8 +283,9 @@ def main(argv=None):
     seeds = args.seed or config["seeds"]
     if set(seeds) - set(config["seeds"]):
         raise UserError(f"--seed {sorted(set(seeds) - set(config['seeds']))}: not in the config's seeds {config['seeds']}")
-    results, outputs = os.path.join("results", config["study"]), os.path.join("outputs", config["study"])
-    all_stages = plan(config, config["seeds"])
+    results = os.path.normpath(args.results or os.path.join("results", config["study"]))
+    outputs = os.path.join("outputs", config["study"])
+    all_stages = plan(config, config["seeds"], results)
     os.makedirs(results, exist_ok=True)
     shutil.copyfile(args.config, os.path.join(results, "config.yaml"))  # the pre-registered contrasts travel along
     with open(os.path.join(results, "commands.sh"), "w") as f:

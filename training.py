@@ -221,10 +221,14 @@ def check_run_args(args):
 
 
 def sampling_flops(data_path):
-    """The compute that made a data file's responses (sample.py records it), counted in a run's budget."""
+    """The compute that made a data file's responses (sample.py records it), counted in a run's budget; 0 for
+    datasets built in memory (no file, e.g. bench.py)."""
     from utils import read_json
 
-    meta = read_json(data_path, "data file").get("meta", {})
+    if not data_path or not os.path.exists(data_path):
+        return 0.0
+    data = read_json(data_path, "data file")
+    meta = data.get("meta", {}) if isinstance(data, dict) else {}
     return float((meta.get("sampling") or {}).get("flops", 0.0)) if isinstance(meta, dict) else 0.0
 
 
@@ -498,7 +502,8 @@ def read_log(output_dir):
 
 
 def count_parameters(model):
-    return sum(p.numel() for p in model.parameters())
+    """N of the 6N rule: the model's own weights (a LoRA's few extra weights are not counted)."""
+    return sum(p.numel() for name, p in model.named_parameters() if "lora_" not in name)
 
 
 class ComputeBudgetCallback(TrainerCallback):
