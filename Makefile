@@ -25,7 +25,7 @@ data: setup
 	$(PY) data.py
 
 study: setup
-	$(PY) study.py configs/study_quick.yaml
+	$(PY) study.py configs/study_quick.yaml --jobs 2
 
 study-small: setup
 	$(PY) study.py configs/study_small.yaml
