@@ -72,7 +72,9 @@ class EvalArguments:
         "help": "HF backend: auto | on | off (auto: static cache + CUDA-graphed decode on CUDA)"})
     name: Optional[str] = field(default=None, metadata={"help": "run name for the results file (default: from model+adapter)"})
     out: str = field(default="results", metadata={"help": "directory for results files"})
-    resume: bool = field(default=False, metadata={"help": "continue an interrupted run from its .partial.jsonl"})
+    resume: bool = field(default=False, metadata={
+        "help": "continue an interrupted run from its .partial.jsonl (a finished one with the same settings is kept)"})
+    overwrite: bool = field(default=False, metadata={"help": "replace a finished results file with the same --name"})
     rescore: Optional[str] = field(default=None, metadata={
         "help": "re-parse the texts in this results file with the current parsers and rewrite it (no model)"})
     allow_overlap: bool = field(default=False, metadata={
@@ -362,6 +364,37 @@ def check_flags(args):
         modeling.parse_dtype(args.dtype)
     if args.adapter and not os.path.exists(os.path.join(args.adapter, "adapter_config.json")):
         raise UserError(f"no LoRA adapter (adapter_config.json) in {args.adapter}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1 (got {args.batch_size})")
+    if args.name is not None and (not args.name or args.name in (".", "..") or any(c in args.name for c in "/\\")):
+        raise UserError(f"--name {args.name!r} must be a file name, not a path (the folder is --out)")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise UserError(f"--out {args.out} is a file; give a folder for the results files")
+
+
+FINISHED_KEYS = ("model", "adapter", "split", "data_sha256", "limit")  # with the generation settings below
+
+
+def check_finished(path, args, settings, dtype, data):
+    """A finished results file at `path`: kept (--resume with the same settings: returned), replaced
+    (--overwrite: None), else refused, so that a run never silently replaces another one."""
+    if args.overwrite:
+        return None
+    if not args.resume:
+        raise UserError(f"{path} exists (a finished run); pass --overwrite to replace it, --resume to keep it, or "
+                        "choose another --name")
+    results = read_json(path, "results file")
+    summary = results.get("summary", {}) if isinstance(results, dict) else {}
+    ours = {"model": args.model, "adapter": args.adapter, "split": data["split"], "data_sha256": data["data_sha256"],
+            "limit": args.limit}
+    generation = summary.get("generation") or {}
+    wanted = {**settings, "seed": args.seed, "dtype": dtype}
+    changed = [k for k in FINISHED_KEYS if summary.get(k) != ours[k]]
+    changed += [k for k in wanted if generation.get(k) != wanted[k]]
+    if changed:
+        raise UserError(f"{path} was made with other settings ({', '.join(changed)} differ); pass --overwrite to "
+                        "replace it, or choose another --name")
+    return results
 
 
 def main(benchmark, data_arguments, argv=None):
@@ -412,12 +445,13 @@ def run(benchmark, args):
               + (f" | processes {world}" if world > 1 else ""))
 
     sidecar_paths = partial_paths(path)
-    if args.resume and not sidecar_paths and os.path.exists(path):
-        if rank == 0:
-            print(f"{path} is complete; nothing to resume")
-        results = read_json(path, "results file")
-        print_summary(results["summary"], path)
-        return results
+    if not sidecar_paths and os.path.exists(path):
+        results = check_finished(path, args, settings, dtype, data)
+        if results is not None:
+            if rank == 0:
+                print(f"{path} is complete with these settings; nothing to resume")
+            print_summary(results["summary"], path)
+            return results
     # Every sidecar counts (an interrupted run may have had another number of processes); each process
     # rewrites and appends to only its own.
     sidecar_path = partial_path(path, rank, world)

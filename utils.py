@@ -620,9 +620,18 @@ def load_split(path, split):
     records = data.get("records") if isinstance(data, dict) else data
     if not isinstance(records, list):
         raise UserError(f"{path} has no 'records' list; regenerate it with data.py")
+    ids = [r.get("id") for r in records if isinstance(r, dict)]
+    if len(set(ids)) != len(ids):
+        duplicate = next(i for i in ids if ids.count(i) > 1)
+        raise UserError(f"{path} has more than one record with id {duplicate!r}; regenerate it with data.py")
     chosen = [r for r in records if isinstance(r, dict) and r.get("split") == split]
     if not chosen:
         raise UserError(f"{path} has no records in split {split!r}")
+    for r in chosen:
+        missing = [k for k in ("id", "prompt", "answer") if k not in r]
+        if missing or not isinstance(r["answer"], dict):
+            what = f"lacks {', '.join(missing)}" if missing else "has an answer that is not a {variable: value} mapping"
+            raise UserError(f"{path}: record {r.get('id')!r} {what}; regenerate it with data.py")
     return chosen
 
 

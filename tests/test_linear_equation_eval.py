@@ -133,7 +133,7 @@ def test_adapter_protocol_and_overlap_guard(tiny_model_dir, adapter_dir, tiny_da
     assert s["num_outputs"] == 4 and all(len(r["outputs"]) == 2 for r in results["records"])
     plain = evaluate(tiny_model_dir, tiny_data, tmp_path, "--limit", "2", "--split", "val")
     with_adapter = evaluate(tiny_model_dir, tiny_data, tmp_path, "--adapter", adapter_dir, "--limit", "2",
-                            "--split", "val")
+                            "--split", "val", "--overwrite")  # the same name as the protocol run above
     assert plain["records"] != with_adapter["records"]  # the LoRA is applied
 
     records = utils.load_split(tiny_data, "test")
@@ -233,3 +233,37 @@ def test_resume_a_crashed_two_process_run_with_one(lively_model_dir, tiny_data, 
     resumed = linear_equation_eval.main(args + ["--resume"])  # one process continues the two's work
     assert resumed["records"] == whole["records"]
     assert not list(tmp_path.glob(".run_linear_equation.partial*"))
+
+
+def test_finished_results_are_never_silently_replaced(tiny_model_dir, tiny_data, tmp_path):
+    first = evaluate(tiny_model_dir, tiny_data, tmp_path, "--limit", "2", "--name", "run")
+    path = tmp_path / "run_linear_equation.json"
+    with pytest.raises(utils.UserError, match="exists.*--overwrite"):
+        evaluate(tiny_model_dir, tiny_data, tmp_path, "--limit", "2", "--name", "run")
+    with pytest.raises(utils.UserError, match="other settings.*limit"):  # --resume keeps only the same run
+        evaluate(tiny_model_dir, tiny_data, tmp_path, "--limit", "3", "--name", "run", "--resume")
+    assert utils.read_json(str(path)) == json.loads(json.dumps(first))
+    kept = evaluate(tiny_model_dir, tiny_data, tmp_path, "--limit", "2", "--name", "run", "--resume")
+    assert kept["records"] == json.loads(json.dumps(first))["records"]
+    replaced = evaluate(tiny_model_dir, tiny_data, tmp_path, "--limit", "3", "--name", "run", "--overwrite")
+    assert replaced["summary"]["num_items"] == 3
+
+
+def test_bad_names_batch_sizes_and_data(tiny_model_dir, tiny_data, tmp_path):
+    for name in ("../x", "/abs/x", ".."):
+        assert "file name" in bad_run(tmp_path, "--model", tiny_model_dir, "--name", name, data=tiny_data)
+    for size in ("0", "-1"):
+        assert "--batch-size" in bad_run(tmp_path, "--model", tiny_model_dir, "--batch-size", size, data=tiny_data)
+    records = utils.read_json(tiny_data)
+    duplicated = tmp_path / "duplicated.json"
+    utils.atomic_write_json(str(duplicated), {**records, "records": records["records"] + records["records"][:1]})
+    assert "more than one record" in bad_run(tmp_path, "--model", tiny_model_dir, data=str(duplicated))
+    no_prompt = tmp_path / "no_prompt.json"
+    broken = [dict(r) for r in records["records"]]
+    del next(r for r in broken if r["split"] == "test")["prompt"]
+    utils.atomic_write_json(str(no_prompt), {**records, "records": broken})
+    assert "lacks prompt" in bad_run(tmp_path, "--model", tiny_model_dir, data=str(no_prompt))
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    result = run_script("linear_equation_eval.py", "--out", str(a_file), "--model", tiny_model_dir, "--data", tiny_data)
+    assert result.returncode == 2 and "is a file" in result.stderr and "Traceback" not in result.stderr
