@@ -333,6 +333,8 @@ def print_summary(summary, path):
 
 def rescore(benchmark, path):
     """Recompute parsed values, correctness and the summary from the stored texts."""
+    if os.path.isdir(path):
+        raise UserError(f"--rescore {path} is a folder; give one results file")
     results = read_json(path, "results file")
     summary = results.get("summary") if isinstance(results, dict) else None
     if not isinstance(summary, dict) or summary.get("benchmark") != benchmark.name:

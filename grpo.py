@@ -174,6 +174,7 @@ def parse_args(argv=None):
     if not 0 <= script_args.wrong_credit <= 1:
         raise UserError("--wrong_credit must be between 0 and 1 (the reward of a correct answer)")
     training.check_run_args(script_args)
+    training.check_sizes(training_args, max_completion_length=training_args.max_completion_length)
     unknown = [r for r in script_args.rewards if r not in REWARDS]
     if unknown or not script_args.rewards:
         raise UserError(f"--rewards {' '.join(script_args.rewards)}: choose from {', '.join(REWARDS)}")

@@ -96,6 +96,7 @@ def parse_args(argv=None):
     if training_args.resume_from_checkpoint:
         raise UserError("use --resume: it continues from the last checkpoint in --output_dir")
     training.check_run_args(script_args)
+    training.check_sizes(training_args, max_length=training_args.max_length)
     return script_args, model_args, training_args
 
 

@@ -121,6 +121,8 @@ class ModelArguments(ModelConfig):
         super().__post_init__()
         import torch
 
+        if self.use_peft and (self.lora_r < 1 or self.lora_alpha < 1):
+            raise UserError("--lora_r and --lora_alpha must be at least 1")
         if not self.use_peft and (self.load_in_4bit or self.load_in_8bit):
             raise UserError("--use_peft false trains every weight, which 4-/8-bit weights cannot: drop --load_in_4bit")
         if self.dtype is None:  # full fine-tuning keeps fp32 weights: AdamW's small steps vanish in bf16 weights
@@ -207,6 +209,18 @@ class RunArguments:
         "help": "Generation batch size for validation (default: generation.py's, 256 on CUDA, 16 on CPU)."})
     val_max_new_tokens: int | None = field(default=None, metadata={
         "help": "Generation budget of a validation answer (default: grpo.py's --max_completion_length; sft.py 512)."})
+
+
+def check_sizes(training_args, **extra):
+    """Batch and length flags that must be positive, checked before any model loads (the libraries' own
+    errors come later, as tracebacks)."""
+    sizes = {"per_device_train_batch_size": training_args.per_device_train_batch_size,
+             "gradient_accumulation_steps": training_args.gradient_accumulation_steps, **extra}
+    bad = [f"--{k} {v}" for k, v in sizes.items() if v is not None and v < 1]
+    if bad:
+        raise UserError(f"{', '.join(bad)}: must be at least 1")
+    if training_args.max_steps <= 0 and training_args.num_train_epochs <= 0:
+        raise UserError("--num_train_epochs must be > 0 (or --max_steps > 0): this run would train nothing")
 
 
 def check_run_args(args):
@@ -423,6 +437,11 @@ def prepare_output_dir(script_args, training_args, train_records, start_model=No
     """The checkpoint to resume from (None for a fresh run); writes the manifest before the first step,
     so even a crashed run's checkpoints are covered by the eval scripts' contamination guard."""
     checkpoint = checkpoint_to_resume(training_args.output_dir, script_args.resume)
+    if checkpoint:  # the run's manifest stays what the run trained on: resuming on other items is refused
+        before = read_manifest(training_args.output_dir)
+        if before is not None and before.get("ids") != [r["id"] for r in train_records]:
+            raise UserError(f"--resume: {training_args.output_dir} was trained on other items (its "
+                            f"{MANIFEST_NAME}); resume with the same --data and --train_slice, or use a new --output_dir")
     if is_main_process():
         os.makedirs(training_args.output_dir, exist_ok=True)
         write_run_manifest(training_args.output_dir, train_records, script_args.data, start_model)

@@ -604,9 +604,17 @@ def write_manifest(output_dir, records, data_path):
 
 
 def read_manifest(adapter_dir):
-    """The manifest next to an adapter, or None if it has none."""
+    """The manifest of a trained folder, or None if it has none; a checkpoint-N folder's is its run's (the
+    parent's). A manifest that is not a {ids, hashes} mapping is an error, never a silent pass."""
     path = os.path.join(adapter_dir, MANIFEST_NAME)
-    return read_json(path, "training manifest") if os.path.exists(path) else None
+    if not os.path.exists(path) and os.path.basename(os.path.normpath(adapter_dir)).startswith("checkpoint-"):
+        path = os.path.join(os.path.dirname(os.path.normpath(adapter_dir)), MANIFEST_NAME)
+    if not os.path.exists(path):
+        return None
+    manifest = read_json(path, "training manifest")
+    if not isinstance(manifest, dict) or not all(isinstance(manifest.get(k), list) for k in ("ids", "hashes")):
+        raise UserError(f"{path} is not a training manifest (a mapping with 'ids' and 'hashes' lists)")
+    return manifest
 
 
 SPLITS = ("train", "val", "test", "test_ood", "test_near", "test_far")
@@ -645,8 +653,17 @@ def load_gsm8k(split="test", gsm8k_dir=None):
         path = os.path.join(gsm8k_dir, f"{split}.jsonl")
         if not os.path.exists(path):
             raise UserError(f"GSM8K file not found: {path}")
+        rows = []
         with open(path) as f:
-            rows = [json.loads(line) for line in f if line.strip()]
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise UserError(f"{path}:{number} is not a JSON line ({e.msg})") from None
+                if not isinstance(rows[-1], dict) or not {"question", "answer"} <= rows[-1].keys():
+                    raise UserError(f"{path}:{number} lacks 'question' or 'answer'")
     else:
         try:
             import datasets
@@ -657,11 +674,14 @@ def load_gsm8k(split="test", gsm8k_dir=None):
                 f"GSM8K is unavailable ({type(e).__name__}); pass --gsm8k-dir DIR or set GSM8K_DIR "
                 "to a folder with train.jsonl/test.jsonl"
             ) from None
-    return [
-        {"id": f"gsm8k-{split}-{i:04d}", "question": r["question"], "answer": gsm8k_gold(r["answer"]),
-         "prompt": gsm8k_prompt(r["question"])}
-        for i, r in enumerate(rows)
-    ]
+    records = []
+    for i, r in enumerate(rows):
+        gold = gsm8k_gold(r["answer"])
+        if gold is None:  # scoring it would count every model wrong on it
+            raise UserError(f"GSM8K {split} row {i + 1} has no '#### number' in its answer: {str(r['answer'])[-80:]!r}")
+        records.append({"id": f"gsm8k-{split}-{i:04d}", "question": r["question"], "answer": gold,
+                        "prompt": gsm8k_prompt(r["question"])})
+    return records
 
 
 def one_line_errors(parser):

@@ -71,6 +71,7 @@ def test_yaml_config_then_flags(tmp_path):
     (["--resume_from_checkpoint", "x"], "use --resume"),
     (["--compile_layers", "true"], "pass both"),
     (["--no-such-flag"], "no-such-flag"),
+    (["--max_completion_length", "0"], "--max_completion_length 0: must be at least 1"),
 ])
 def test_bad_flags_are_user_errors(argv, message):
     with pytest.raises(UserError, match=message):

@@ -267,3 +267,8 @@ def test_bad_names_batch_sizes_and_data(tiny_model_dir, tiny_data, tmp_path):
     a_file.write_text("")
     result = run_script("linear_equation_eval.py", "--out", str(a_file), "--model", tiny_model_dir, "--data", tiny_data)
     assert result.returncode == 2 and "is a file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_rescore_of_a_folder_is_one_line(tmp_path):
+    result = run_script("linear_equation_eval.py", "--rescore", str(tmp_path))
+    assert result.returncode == 2 and "is a folder" in result.stderr and "Traceback" not in result.stderr

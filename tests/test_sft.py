@@ -339,3 +339,28 @@ def test_two_process_ddp_matches_one_process_on_the_same_global_batch(tiny_model
     assert len(two) == 2 and all(math.isfinite(x) for x in two)
     assert two == pytest.approx(one, rel=1e-4)  # the same 4 rows per step: the same loss, before and after a step
     assert os.path.exists(tmp_path / "two" / "adapter_model.safetensors")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size 0: must be at least 1"),
+    (["--lora_r", "0"], "--lora_r and --lora_alpha must be at least 1"),
+    (["--max_length", "0"], "--max_length 0: must be at least 1"),
+    (["--num_train_epochs", "-1", "--max_steps", "-1"], "would train nothing"),
+])
+def test_sizes_that_train_nothing_are_user_errors(tiny_model_dir, tiny_data, tmp_path, flags, message):
+    with pytest.raises(UserError, match=message):
+        sft.parse_args(tiny_args(tiny_model_dir, tiny_data, tmp_path, *flags))
+
+
+def test_resume_on_other_items_is_refused(tiny_model_dir, tiny_data, tmp_path):
+    out = tmp_path / "run"
+    (out / "checkpoint-2").mkdir(parents=True)
+    (out / "checkpoint-2" / "trainer_state.json").write_text(json.dumps({"global_step": 2}))
+    records = utils.load_split(tiny_data, "train")
+    utils.write_manifest(str(out), records[:2], tiny_data)
+    script_args, _, training_args = sft.parse_args(tiny_args(tiny_model_dir, tiny_data, out, "--resume"))
+    with pytest.raises(UserError, match="trained on other items"):
+        training.prepare_output_dir(script_args, training_args, records)
+    before = utils.read_manifest(str(out))
+    assert before["ids"] == [r["id"] for r in records[:2]]  # not rewritten
+    assert training.prepare_output_dir(script_args, training_args, records[:2]).endswith("checkpoint-2")

@@ -690,3 +690,27 @@ def test_doctests():
     import doctest
 
     assert doctest.testmod(utils).failed == 0
+
+
+def test_gsm8k_file_errors_name_the_line(tmp_path):
+    good = {"question": "2 + 2?", "answer": "so 4\n#### 4"}
+    for lines, message in [
+        ([json.dumps(good), "{not json"], r"test.jsonl:2 is not a JSON line"),
+        ([json.dumps(good), json.dumps({"answer": "#### 1"})], r"test.jsonl:2 lacks 'question'"),
+        ([json.dumps({"question": "q", "answer": "no marker"})], r"row 1 has no '#### number'"),
+    ]:
+        (tmp_path / "test.jsonl").write_text("\n".join(lines) + "\n")
+        with pytest.raises(utils.UserError, match=message):
+            utils.load_gsm8k("test", str(tmp_path))
+    (tmp_path / "test.jsonl").write_text(json.dumps(good) + "\n")
+    assert utils.load_gsm8k("test", str(tmp_path))[0]["answer"] == 4
+
+
+def test_manifest_of_a_checkpoint_is_its_runs_and_a_malformed_one_is_an_error(tmp_path):
+    utils.atomic_write_json(str(tmp_path / utils.MANIFEST_NAME), {"ids": ["train-0000"], "hashes": ["h"]})
+    (tmp_path / "checkpoint-8").mkdir()
+    assert utils.read_manifest(str(tmp_path / "checkpoint-8"))["hashes"] == ["h"]
+    for bad in ([], {"ids": "train-0000"}, {"hashes": []}):
+        utils.atomic_write_json(str(tmp_path / utils.MANIFEST_NAME), bad)
+        with pytest.raises(utils.UserError, match="not a training manifest"):
+            utils.read_manifest(str(tmp_path))
