@@ -29,7 +29,7 @@ matplotlib.use("Agg")  # files only: no display on servers, CI or Colab kernels
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from utils import UserError, cli, read_json, wilson_interval  # noqa: E402
+from utils import UserError, cli, read_json, read_jsonl, wilson_interval  # noqa: E402
 
 RUN_ORDER = ("baseline", "sft", "grpo", "sft_grpo")
 RUN_LABELS = {"baseline": "Baseline", "sft": "SFT", "grpo": "GRPO", "sft_grpo": "SFT+GRPO"}
@@ -126,16 +126,7 @@ def read_train_log(path):
         path = os.path.join(path, LOG_NAME)
     if not os.path.exists(path):
         raise UserError(f"training log not found: {path}")
-    rows = []
-    with open(path) as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{i} is not valid JSON ({e})") from None
-    return path, rows
+    return path, read_jsonl(path)
 
 
 def load_train_logs(specs, study_dir, runs):

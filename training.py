@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 # pure Python: safe to import before Unsloth
 from utils import (MANIFEST_NAME, UserError, atomic_write_json, is_main_process, library_versions, process_info,
-                   read_manifest, write_manifest)
+                   read_json, read_jsonl, read_manifest, write_manifest)
 
 
 def unsloth_usable():
@@ -237,8 +237,6 @@ def check_run_args(args):
 def sampling_flops(data_path):
     """The compute that made a data file's responses (sample.py records it), counted in a run's budget; 0 for
     datasets built in memory (no file, e.g. bench.py)."""
-    from utils import read_json
-
     if not data_path or not os.path.exists(data_path):
         return 0.0
     data = read_json(data_path, "data file")
@@ -421,16 +419,8 @@ def select_train(records, train_slice):
 def write_run_manifest(output_dir, train_records, data_path, start_model=None):
     """The manifest of this run's items, plus those of the model it starts from (a folder with a manifest, e.g.
     an earlier full fine-tune): the eval scripts' guard then covers every item in the model's history."""
-    write_manifest(output_dir, train_records, data_path)
     parent = read_manifest(start_model) if start_model and os.path.isdir(start_model) else None
-    if parent:
-        path = os.path.join(output_dir, MANIFEST_NAME)
-        with open(path) as f:
-            manifest = json.load(f)
-        manifest["inherited"] = {"from": os.path.abspath(start_model), "data_sha256": parent.get("data_sha256"),
-                                 "ids": parent.get("ids", []), "hashes": parent.get("hashes", [])}
-        manifest["hashes"] = manifest["hashes"] + [h for h in parent.get("hashes", []) if h not in set(manifest["hashes"])]
-        atomic_write_json(path, manifest)
+    write_manifest(output_dir, train_records, data_path, parent, start_model)
 
 
 def prepare_output_dir(script_args, training_args, train_records, start_model=None):
@@ -512,8 +502,7 @@ def read_log(output_dir):
     path = os.path.join(output_dir, LOG_NAME)
     if not os.path.exists(path):
         return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return read_jsonl(path)
 
 
 # ----------------------------------------------------------------------------
@@ -569,6 +558,7 @@ class ValidationCallback(TrainerCallback):
     def __init__(self, trainer, records, every, max_new_tokens, batch_size=None):
         self.trainer, self.records, self.every = trainer, records, every
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.last_step = None  # the step of the last validation
 
     def accuracy(self):
         from generation import generate_all
@@ -584,8 +574,6 @@ class ValidationCallback(TrainerCallback):
                                         for t, r in zip(texts, self.records)) / n,
             "val_truncated": sum(out[0]["truncated"] for out in outputs) / n,
         }
-
-    last_step = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         if state.global_step == 0:  # the starting point (skipped on --resume: it is in the log already)

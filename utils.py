@@ -567,6 +567,20 @@ def read_json(path, what="file"):
         raise UserError(f"{what} is not valid JSON: {path} ({e})") from None
 
 
+def read_jsonl(path):
+    """The rows of a JSON-lines file (blank lines skipped); a bad line is a UserError naming file:line."""
+    rows = []
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}:{number} is not valid JSON ({e.msg})") from None
+    return rows
+
+
 def file_sha256(path):
     import hashlib
 
@@ -593,14 +607,22 @@ def library_versions():
 MANIFEST_NAME = "training_manifest.json"
 
 
-def write_manifest(output_dir, records, data_path):
-    atomic_write_json(os.path.join(output_dir, MANIFEST_NAME), {
+def write_manifest(output_dir, records, data_path, parent=None, parent_dir=None):
+    """What a run trained on; with `parent` (the manifest of the model it started from, in `parent_dir`) that
+    model's items too, so the eval scripts' guard covers the whole history."""
+    hashes = [r["hash"] for r in records]
+    manifest = {
         "data_file": os.path.abspath(data_path),
         "data_sha256": file_sha256(data_path),
         "splits": sorted({r["split"] for r in records}),
         "ids": [r["id"] for r in records],
-        "hashes": [r["hash"] for r in records],
-    })
+        "hashes": hashes,
+    }
+    if parent:
+        manifest["inherited"] = {"from": os.path.abspath(parent_dir), "data_sha256": parent.get("data_sha256"),
+                                 "ids": parent["ids"], "hashes": parent["hashes"]}
+        manifest["hashes"] = hashes + [h for h in parent["hashes"] if h not in set(hashes)]
+    atomic_write_json(os.path.join(output_dir, MANIFEST_NAME), manifest)
 
 
 def read_manifest(adapter_dir):
@@ -653,17 +675,10 @@ def load_gsm8k(split="test", gsm8k_dir=None):
         path = os.path.join(gsm8k_dir, f"{split}.jsonl")
         if not os.path.exists(path):
             raise UserError(f"GSM8K file not found: {path}")
-        rows = []
-        with open(path) as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise UserError(f"{path}:{number} is not a JSON line ({e.msg})") from None
-                if not isinstance(rows[-1], dict) or not {"question", "answer"} <= rows[-1].keys():
-                    raise UserError(f"{path}:{number} lacks 'question' or 'answer'")
+        rows = read_jsonl(path)
+        for number, row in enumerate(rows, 1):
+            if not isinstance(row, dict) or not {"question", "answer"} <= row.keys():
+                raise UserError(f"{path}: row {number} lacks 'question' or 'answer'")
     else:
         try:
             import datasets

@@ -695,8 +695,8 @@ def test_doctests():
 def test_gsm8k_file_errors_name_the_line(tmp_path):
     good = {"question": "2 + 2?", "answer": "so 4\n#### 4"}
     for lines, message in [
-        ([json.dumps(good), "{not json"], r"test.jsonl:2 is not a JSON line"),
-        ([json.dumps(good), json.dumps({"answer": "#### 1"})], r"test.jsonl:2 lacks 'question'"),
+        ([json.dumps(good), "{not json"], r"test.jsonl:2 is not valid JSON"),
+        ([json.dumps(good), json.dumps({"answer": "#### 1"})], r"test.jsonl: row 2 lacks 'question'"),
         ([json.dumps({"question": "q", "answer": "no marker"})], r"row 1 has no '#### number'"),
     ]:
         (tmp_path / "test.jsonl").write_text("\n".join(lines) + "\n")
