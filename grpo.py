@@ -30,6 +30,7 @@ import training  # noqa: I001  (first: it imports Unsloth before transformers/TR
 import importlib.util
 import os
 import shutil
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -41,6 +42,7 @@ from utils import (UserError, cli, correctness_reward, format_reward, is_main_pr
                    trace_reward)
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
+FAST_GENERATION_MODEL_TYPES = ("llama", "qwen2")  # what fast_grpo's equality tests run (SmolLM2, Qwen2.5)
 MAX_PROMPT_TOKENS = 512  # Unsloth/vLLM sequence budget = this + max_completion_length (our prompts: ~200)
 
 # ----------------------------------------------------------------------------
@@ -69,12 +71,13 @@ class ScriptArguments(training.RunArguments):
     val_steps: int = field(default=16, metadata={
         "help": "Greedy val accuracy every N optimizer steps, before the first and after the last (0 = off)."})
     resume: bool = field(default=False, metadata={"help": "Continue from the last checkpoint in --output_dir."})
-    fast_generation: bool = field(default=False, metadata={
+    fast_generation: bool | None = field(default=None, metadata={
         "help": "Sample completions with generation.py's decode loop on the live policy (static cache + CUDA "
-                "graphs on a GPU) instead of TRL's model.generate; vLLM, when used, still takes precedence. On a GPU "
-                "the training steps also run fused RMSNorm kernels. The static cache needs the weights in the mixed "
-                "precision's dtype (the --dtype default); otherwise it warns and decodes with the dynamic cache. "
-                "See FastGenerationGRPOTrainer and bench.py."})
+                "graphs) instead of TRL's model.generate. Unset = on with one CUDA GPU where its loss/gradient "
+                "equality tests cover the setting (Llama/Qwen2 models, no vLLM, no Unsloth, one process, no 4-/8-bit "
+                "weights), else off with one warning saying why; false = TRL's generate. On a GPU the training "
+                "steps also run fused RMSNorm kernels. The static cache needs the weights in the mixed precision's "
+                "dtype (the --dtype default); otherwise it warns and decodes with the dynamic cache."})
     compile_decode: bool = field(default=True, metadata={
         "help": "With --fast_generation on a GPU: compile the recorded decode step with torch.compile (tens of "
                 "seconds at the first step, and again only if longer prompts grow the cache; then fewer kernels "
@@ -181,8 +184,9 @@ def parse_args(argv=None):
     if training_args.reward_weights is None or len(training_args.reward_weights) != len(script_args.rewards):
         raise UserError(f"--reward_weights takes one number per reward ({', '.join(script_args.rewards)}), e.g. "
                         f"--reward_weights {' '.join(['1'] * len(script_args.rewards))}")
-    if script_args.compile_layers and not script_args.fast_generation:
-        raise UserError("--compile_layers compiles the training step of --fast_generation's trainer: pass both")
+    if script_args.compile_layers and script_args.fast_generation is False:
+        raise UserError("--compile_layers compiles the training step of --fast_generation's trainer: drop "
+                        "--fast_generation false")
     if script_args.val_steps and os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3":
         raise UserError("validation generates with the whole model, which ZeRO-3 splits across GPUs: "
                         "pass --val_steps 0 (or use ddp.yaml / zero2.yaml)")
@@ -192,8 +196,9 @@ def parse_args(argv=None):
 def describe(script_args, model_args, training_args):
     """The resolved config in a few lines (run_config.json keeps every field)."""
     path = "unsloth" if training.uses_unsloth(model_args) else "transformers + peft"
-    backend = ("vLLM" if training_args.use_vllm else "generation.py (--fast_generation)"
-               if script_args.fast_generation else "transformers generate")
+    backend = ("vLLM" if training_args.use_vllm else "transformers generate" if script_args.fast_generation is False
+               else "generation.py (--fast_generation)" if script_args.fast_generation
+               else "generation.py on one CUDA GPU where it applies, else transformers generate")
     steps = training_args.steps_per_generation
     return "\n".join([
         f"grpo: {asdict(script_args)}",
@@ -261,9 +266,41 @@ def build_model(script_args, model_args, training_args):
                                        script_args.init_adapter, **kwargs)
 
 
+def fast_generation_blocker(model, training_args):
+    """Why generation.py's fast path should not sample here, or None where its equality tests cover the setting."""
+    if not torch.cuda.is_available():
+        return "no CUDA GPU"
+    if training_args.use_vllm:
+        return "vLLM generates"
+    from generation import is_unsloth_patched  # on a GPU only: generation.py registers its attention
+    if is_unsloth_patched(model):
+        return "Unsloth's patched layers"
+    if process_info()[1] > 1:
+        return "several processes"
+    base = getattr(model, "get_base_model", lambda: model)()
+    if getattr(base, "is_loaded_in_4bit", False) or getattr(base, "is_loaded_in_8bit", False):
+        return "4-/8-bit weights"
+    model_type = getattr(base.config, "model_type", None)
+    if model_type not in FAST_GENERATION_MODEL_TYPES:
+        return f"model type {model_type!r} is not among the tested {', '.join(FAST_GENERATION_MODEL_TYPES)}"
+    return None
+
+
+def use_fast_generation(model, script_args, training_args):
+    """--fast_generation as given, or (unset) on where it applies, with one warning on a GPU where it does not."""
+    if script_args.fast_generation is not None:
+        return script_args.fast_generation
+    blocker = fast_generation_blocker(model, training_args)
+    if blocker and blocker != "no CUDA GPU":
+        warnings.warn(f"fast generation off ({blocker}): TRL's generate samples the completions (slower); "
+                      "--fast_generation true forces it, false silences this")
+    return blocker is None
+
+
 def build_trainer(model, tokenizer, peft_config, script_args, training_args, train_ds, val_records=()):
+    fast = use_fast_generation(model, script_args, training_args)
     trainer_class = GRPOTrainer
-    if script_args.fast_generation:  # imported only when asked for: it overrides a TRL-internal hook
+    if fast:  # imported only when chosen: it overrides a TRL-internal hook
         from fast_grpo import FastGenerationGRPOTrainer as trainer_class
     trainer = trainer_class(
         model=model,
@@ -274,7 +311,7 @@ def build_trainer(model, tokenizer, peft_config, script_args, training_args, tra
         peft_config=peft_config,
         callbacks=[JsonlLogCallback(training_args.output_dir)],
     )
-    if script_args.fast_generation:
+    if fast:
         trainer.compile_decode = script_args.compile_decode and trainer.accelerator.device.type == "cuda"
         trainer.compile_layers = script_args.compile_layers and trainer.accelerator.device.type == "cuda"
     # each token is generated (2N) and trained on (6N); a reference model adds one more forward

@@ -69,7 +69,7 @@ def test_yaml_config_then_flags(tmp_path):
     (["--temperature", "0"], "> 0"),
     (["--val_steps", "-1"], "--val_steps"),
     (["--resume_from_checkpoint", "x"], "use --resume"),
-    (["--compile_layers", "true"], "pass both"),
+    (["--compile_layers", "true", "--fast_generation", "false"], "drop --fast_generation false"),
     (["--no-such-flag"], "no-such-flag"),
     (["--max_completion_length", "0"], "--max_completion_length 0: must be at least 1"),
 ])
@@ -302,3 +302,28 @@ def test_compute_budget_stops_grpo_at_8n_without_a_reference_model(tiny_model_di
     final = log[-1]
     assert final["compute_flops"] == pytest.approx(8 * n * final["compute_tokens"]) and final["compute_tokens"] > 0
     assert os.path.exists(out / "model.safetensors")
+
+
+def test_fast_generation_unset_is_on_only_where_tested(monkeypatch, recwarn):
+    """Unset: off on CPU (no warning), on with one CUDA GPU for Llama/Qwen2, off with one warning otherwise;
+    an explicit choice is kept."""
+    from types import SimpleNamespace
+
+    def model(model_type):
+        module = torch.nn.Linear(1, 1)
+        module.config = SimpleNamespace(model_type=model_type)
+        return module
+
+    unset, args = grpo.ScriptArguments(), SimpleNamespace(use_vllm=False)
+    assert unset.fast_generation is None
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert grpo.use_fast_generation(model("llama"), unset, args) is False and not recwarn.list
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert grpo.use_fast_generation(model("llama"), unset, args) is True
+    assert grpo.use_fast_generation(model("qwen2"), unset, args) is True and not recwarn.list
+    assert grpo.use_fast_generation(model("gpt2"), unset, args) is False
+    assert "model type 'gpt2'" in str(recwarn.pop(UserWarning).message)
+    assert grpo.use_fast_generation(model("llama"), unset, SimpleNamespace(use_vllm=True)) is False
+    assert "vLLM" in str(recwarn.pop(UserWarning).message)
+    assert grpo.use_fast_generation(model("gpt2"), grpo.ScriptArguments(fast_generation=True), args) is True
+    assert grpo.use_fast_generation(model("llama"), grpo.ScriptArguments(fast_generation=False), args) is False
