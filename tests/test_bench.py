@@ -63,7 +63,7 @@ def test_gpu_idle_is_charged_to_what_the_host_ran():
     the marked region and each host thread's innermost op at the gap's middle; short gaps and overlaps do not."""
     import importlib.util
 
-    path = os.path.join(os.path.dirname(__file__), "..", "results", "bench", "v2", "where_time_goes.py")
+    path = os.path.join(os.path.dirname(__file__), "..", "runbooks", "where_time_goes.py")
     spec = importlib.util.spec_from_file_location("where_time_goes", path)
     wtg = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(wtg)
