@@ -79,20 +79,16 @@ class ScriptArguments(training.RunArguments):
                 "steps also run fused RMSNorm kernels. The static cache needs the weights in the mixed precision's "
                 "dtype (the --dtype default); otherwise it warns and decodes with the dynamic cache."})
     compile_decode: bool = field(default=True, metadata={
-        "help": "With --fast_generation on a GPU: compile the recorded decode step with torch.compile (tens of "
-                "seconds at the first step, and again only if longer prompts grow the cache; then fewer kernels "
-                "per token; a failed compile falls back to the eager step with a warning). --compile_decode "
-                "false records the eager step."})
+        "help": "With fast generation on a GPU: compile the recorded decode step with torch.compile (once at the "
+                "first step, and again only if longer prompts grow the cache; then fewer kernels per token; a failed "
+                "compile falls back to the eager step with a warning). false records the eager step."})
     compile_layers: bool = field(default=False, metadata={
-        "help": "With --fast_generation on a GPU: the training step (loss forwards, backwards, gradient "
+        "help": "With fast generation on a GPU: the training step (loss forwards, backwards, gradient "
                 "checkpointing's recompute) runs the whole decoder stack through one torch.compile graph (dynamic "
-                "sequence length) and attention without cuDNN's kernel (whose host-side plan build for each new "
-                "length took ~1 s). Pays in long runs only: on an H200 at 8 prompts x 8 x 256 tokens, full fine-tune, "
-                "steps took 1.6-1.9 s instead of ~2.1-5.7 s (peak memory 15.7 instead of 14.2 GiB), after a first "
-                "step of 240-310 s (compile); LoRA r=64: 2.0-2.5 s instead of ~3.5-3.9 s, after a first step of "
-                "360-410 s (stock TRL on that config: 10-14 s full, 14-26 s LoRA). Not with Unsloth's patched "
-                "layers; untested with several processes, DeepSpeed and 4-bit weights. Off: eager layers with fused "
-                "RMSNorm kernels."})
+                "sequence length) and attention without cuDNN's kernel (which builds a plan on the host for each "
+                "new length). Faster steps after a first step of several minutes (compile): pays in long runs only "
+                "(results/bench/NOTES.md). Not with Unsloth's patched layers; untested with several processes, "
+                "DeepSpeed and 4-bit weights. Off: eager layers with fused RMSNorm kernels."})
 
 
 @dataclass
