@@ -20,8 +20,6 @@ One record (abridged):
 """
 
 import argparse
-import hashlib
-import json
 import os
 import random
 import re
@@ -32,9 +30,9 @@ from math import gcd
 
 from tqdm import tqdm
 
-from utils import UserError, atomic_write_json, cli, linear_prompt, one_line_errors
+from utils import (VARIABLE_NAMES, UserError, atomic_write_json, canonical_key, cli, key_hash, linear_prompt,
+                   one_line_errors)
 
-VARIABLE_NAMES = "xyzwvutsrqpnmlkjhgfedcba"
 MAX_REJECTIONS = 5000  # consecutive duplicate/singular draws before we call the ranges exhausted
 PRESETS = {  # difficulty: ranges of the in-domain splits
     "default": {"coef_range": [-30, 30], "solution_range": [-30, 30], "nonzero_coefs": False},
@@ -87,17 +85,6 @@ def determinant(matrix):
             f = m[i][k] / m[k][k]
             m[i] = [a - f * b for a, b in zip(m[i], m[k])]
     return int(det)
-
-
-def canonical_key(matrix, constants):
-    """The system as a set of equations, each divided by its gcd with a positive leading term."""
-    rows = []
-    for coefs, const in zip(matrix, constants):
-        row = list(coefs) + [const]
-        g = reduce(gcd, row)
-        sign = -1 if next(x for x in row if x != 0) < 0 else 1
-        rows.append(tuple(sign * x // g for x in row))
-    return tuple(sorted(rows))
 
 
 def random_system(rng, n_vars, coef_range, solution_range, nonzero=False, outside=None):
@@ -270,7 +257,7 @@ def make_record(split, index, matrix, constants, solution, variables, key, solut
         "prompt": linear_prompt(equations, variables),
         "response": SOLUTION_FORMATS[solution_format](matrix, constants, variables, solution),
         "answer": dict(zip(variables, solution)),
-        "hash": hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16],
+        "hash": key_hash(key),  # = utils.content_key(record), which the contamination guard recomputes
     }
 
 

@@ -714,3 +714,21 @@ def test_manifest_of_a_checkpoint_is_its_runs_and_a_malformed_one_is_an_error(tm
         utils.atomic_write_json(str(tmp_path / utils.MANIFEST_NAME), bad)
         with pytest.raises(utils.UserError, match="not a training manifest"):
             utils.read_manifest(str(tmp_path))
+
+
+def test_content_key_is_the_problem_not_its_wording(tiny_data):
+    import data
+
+    records = utils.read_json(tiny_data)["records"]
+    assert all(utils.content_key(r) == r["hash"] for r in records)  # data.py's hash is the content key
+    record = records[0]
+    user = record["prompt"][1]["content"]
+    first, second = record["equations"]
+    coefs, const = data.parse_equation(first, record["variables"])
+    doubled = data.format_equation([2 * c for c in coefs], 2 * const, record["variables"])
+    variants = [user.replace(f"{first}\n{second}", f"{second}\n{first}"),  # order
+                user.replace(first, doubled),  # an equation scaled
+                "Solve!\n" + first.replace(" ", "") + "\n  " + second + "  \n"]  # spacing, other wording
+    assert {utils.content_key({"prompt": v}) for v in variants} == {record["hash"]}
+    assert utils.content_key({"prompt": user.replace(first, first + "1")}) != record["hash"]
+    assert utils.content_key({"prompt": "How many apples?"}) == utils.content_key({"prompt": " How  many apples? "})
