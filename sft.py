@@ -180,7 +180,7 @@ def main(argv=None):
     trainer = build_trainer(model, tokenizer, peft_config, training_args, train_ds,
                             val_ds if training_args.eval_strategy != "no" else None)
     training.add_run_callbacks(trainer, script_args, 6, 512, val_records[:script_args.val_limit],
-                               script_args.data)
+                               script_args.data, cross_entropy_loss=True)
     train(trainer, checkpoint)
     return save(trainer, tokenizer, train_records, script_args, model_args, training_args)
 
