@@ -309,6 +309,8 @@ def save(trainer, tokenizer, train_records, script_args, model_args, training_ar
 
 def main(argv=None):
     script_args, model_args, training_args = parse_args(argv)
+    if training.finished_run(training_args.output_dir, script_args.resume, training_args.max_steps):
+        return training_args.output_dir
     train_records, train_ds, val_records = load_data(script_args)
     checkpoint = prepare_output_dir(script_args, training_args, train_records,
                                     script_args.init_adapter or model_args.model_name_or_path)

@@ -149,10 +149,11 @@ def build_trainer(model, tokenizer, peft_config, training_args, train_ds, val_ds
 
 def train(trainer, checkpoint=None):
     """Train (from `checkpoint` if given); a NaN/inf loss stops it with training.TrainingDiverged."""
+    training.continue_token_count(trainer, checkpoint)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     if trainer.is_world_process_zero():
-        print(f"trained {trainer.state.global_step} steps in {result.metrics['train_runtime']:.0f} s, "
-              f"mean train loss {result.training_loss:.4f}")
+        print(f"trained {trainer.state.global_step} steps in {result.metrics['train_runtime']:.0f} s, mean train "
+              f"loss {training.mean_train_loss(trainer.args.output_dir):.4f} (all steps, from {training.LOG_NAME})")
     return result
 
 
@@ -169,6 +170,8 @@ def save(trainer, tokenizer, train_records, script_args, model_args, training_ar
 
 def main(argv=None):
     script_args, model_args, training_args = parse_args(argv)
+    if training.finished_run(training_args.output_dir, script_args.resume, training_args.max_steps):
+        return training_args.output_dir
     with_val = training_args.eval_strategy != "no" or script_args.val_steps > 0
     train_records, train_ds, val_records, val_ds = load_datasets(script_args.data, with_val, script_args.train_slice)
     checkpoint = training.prepare_output_dir(script_args, training_args, train_records,

@@ -373,6 +373,40 @@ def last_checkpoint(output_dir):
     return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
 
 
+def finished_run(output_dir, resume, max_steps):
+    """With --resume, True (and a line saying so) when the last checkpoint already reached the run's end (--max_steps
+    if given, else the run's own plan): the Trainer would train one step past it and change the saved model."""
+    checkpoint = last_checkpoint(output_dir) if resume else None
+    if checkpoint is None:
+        return False
+    state = read_json(os.path.join(checkpoint, "trainer_state.json"), "trainer state")
+    end = max_steps if max_steps > 0 else state.get("max_steps", 0)
+    if not end or state.get("global_step", 0) < end:
+        return False
+    if is_main_process():
+        print(f"{output_dir} already finished at step {state['global_step']} ({os.path.basename(checkpoint)}); nothing "
+              "to resume, nothing changed (raise --max_steps to train further)")
+    return True
+
+
+def mean_train_loss(output_dir):
+    """The whole run's mean train loss from its log, each logged loss weighted by the steps it covers (the
+    Trainer's own mean covers only the steps since the last --resume)."""
+    total, last = 0.0, 0
+    for row in read_log(output_dir):
+        if isinstance(row.get("loss"), (int, float)):
+            total, last = total + row["loss"] * (row["step"] - last), row["step"]
+    return total / last if last else float("nan")
+
+
+def continue_token_count(trainer, checkpoint):
+    """TRL's SFTTrainer counts num_tokens from 0 at every train() call: on --resume, start from the checkpoint's count
+    so that the log and the compute budget cover the whole run (GRPOTrainer keeps its count in the saved state)."""
+    if checkpoint and hasattr(trainer, "_total_train_tokens"):
+        history = read_json(os.path.join(checkpoint, "trainer_state.json"), "trainer state").get("log_history", [])
+        trainer._total_train_tokens = next((row["num_tokens"] for row in reversed(history) if "num_tokens" in row), 0)
+
+
 def checkpoint_to_resume(output_dir, resume):
     """The checkpoint `--resume` continues from (None for a fresh run), with the log cut back to it.
 

@@ -110,7 +110,7 @@ def test_adapter_is_trained_and_loads_in_the_eval_script(trained, tiny_model_dir
     assert all(o["num_tokens"] > 0 for r in results["records"] for o in r["outputs"])
 
 
-def test_resume_continues_from_last_checkpoint(trained, tiny_model_dir, tiny_data, tmp_path):
+def test_resume_continues_from_last_checkpoint(trained, tiny_model_dir, tiny_data, tmp_path, capsys):
     out = tmp_path / "run"
     shutil.copytree(trained, out)
     # As if killed after logging step STEPS but before saving it: step STEPS must run again, logged once
@@ -125,6 +125,21 @@ def test_resume_continues_from_last_checkpoint(trained, tiny_model_dir, tiny_dat
     assert [r["step"] for r in log if "loss" in r] == list(range(1, more + 1))
     assert [r["step"] for r in log if "eval_loss" in r] == [3, 6, more]  # the Trainer also evaluates at the end
     assert [r["step"] for r in log if "train_runtime" in r] == [more]  # the first run's summary was cut with step 6
+    tokens = [r["num_tokens"] for r in log if "num_tokens" in r]
+    assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens)  # counted on from the checkpoint, not from 0
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert f"mean train loss {sum(losses) / len(losses):.4f} (all steps" in capsys.readouterr().out
+
+
+def test_resume_of_a_finished_run_changes_nothing(trained, tiny_model_dir, tiny_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(trained, out)
+    before = {p: (out / p).read_bytes() for p in ("adapter_model.safetensors", utils.MANIFEST_NAME, training.LOG_NAME)}
+    sft.main(tiny_args(tiny_model_dir, tiny_data, out, "--resume", "--max_steps", str(STEPS), "--learning_rate",
+                       "2e-2", "--warmup_steps", "0", "--save_steps", "1", "--eval_steps", "3"))
+    assert "already finished at step 6" in capsys.readouterr().out
+    assert {p: (out / p).read_bytes() for p in before} == before
+    assert not (out / f"checkpoint-{STEPS + 1}").exists()
 
 
 def test_fresh_run_refuses_a_used_dir_and_resume_needs_a_checkpoint(trained, tiny_model_dir, tiny_data, tmp_path):
