@@ -370,6 +370,8 @@ def check_flags(args):
         modeling.parse_dtype(args.dtype)
     if args.adapter and not os.path.exists(os.path.join(args.adapter, "adapter_config.json")):
         raise UserError(f"no LoRA adapter (adapter_config.json) in {args.adapter}")
+    if args.adapter:
+        modeling.check_adapter_base(args.model, args.adapter)
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1 (got {args.batch_size})")
     if args.name is not None and (not args.name or args.name in (".", "..") or any(c in args.name for c in "/\\")):

@@ -172,7 +172,19 @@ def test_bad_input(tiny_model_dir, tiny_data, tmp_path, smollm2_dir):
 
 def test_adapter_for_another_model(adapter_dir, smollm2_dir, tiny_data, tmp_path):
     message = bad_run(tmp_path, "--model", smollm2_dir, "--adapter", adapter_dir, "--limit", "1", data=tiny_data)
-    assert "does not match the model" in message and "size mismatch" in message
+    assert "does not match the model" in message and "hidden size 32 vs 576" in message
+
+
+def test_adapter_with_more_layers_of_the_same_width_is_refused(tiny_model_dir, tiny_data, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(tiny_model_dir)
+    config.num_hidden_layers = 30  # the case: a 30-layer SmolLM2 adapter on a 2-layer model, same width
+    model = get_peft_model(AutoModelForCausalLM.from_config(config), LoraConfig(r=2, target_modules=["q_proj"]))
+    model.save_pretrained(str(tmp_path / "deep"))
+    message = bad_run(tmp_path, "--model", tiny_model_dir, "--adapter", str(tmp_path / "deep"), data=tiny_data)
+    assert "does not match the model" in message and "layers 30 vs 2" in message
 
 
 def test_smollm2_end_to_end(smollm2_dir, tiny_data, tmp_path):
