@@ -213,7 +213,8 @@ def load_data(script_args):
     """(train records, train dataset, val records). Only the train split (or its --train_slice) becomes a dataset."""
     train_records = training.select_train(load_split(script_args.data, "train"), script_args.train_slice)
     train_ds = training.conversational_dataset(train_records, columns=("prompt", "answer"))
-    val_records = load_split(script_args.data, "val") if script_args.val_steps else []
+    val_records = (load_split(script_args.data, "val", " (--val_steps needs it); pass --val_steps 0 to train without it")
+                   if script_args.val_steps else [])
     return train_records, train_ds, val_records[:script_args.val_limit]
 
 

@@ -707,8 +707,8 @@ def read_manifest(adapter_dir):
 SPLITS = ("train", "val", "test", "test_ood", "test_near", "test_far")
 
 
-def load_split(path, split):
-    """Records of one split of data.json (written by data.py)."""
+def load_split(path, split, missing_hint=""):
+    """Records of one split of data.json (written by data.py); `missing_hint` ends the error of an absent split."""
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     data = read_json(path, "data file")
@@ -721,7 +721,7 @@ def load_split(path, split):
         raise UserError(f"{path} has more than one record with id {duplicate!r}; regenerate it with data.py")
     chosen = [r for r in records if isinstance(r, dict) and r.get("split") == split]
     if not chosen:
-        raise UserError(f"{path} has no records in split {split!r}")
+        raise UserError(f"{path} has no records in split {split!r}{missing_hint}")
     for r in chosen:
         missing = [k for k in ("id", "prompt", "answer") if k not in r]
         if missing or not isinstance(r["answer"], dict):

@@ -302,3 +302,14 @@ def test_compute_budget_stops_grpo_at_8n_without_a_reference_model(tiny_model_di
     final = log[-1]
     assert final["compute_flops"] == pytest.approx(8 * n * final["compute_tokens"]) and final["compute_tokens"] > 0
     assert os.path.exists(out / "model.safetensors")
+
+
+def test_a_missing_val_split_hints_at_val_steps_0(tmp_path):
+    import data
+    from utils import UserError
+
+    path = str(tmp_path / "no_val.json")
+    data.main(["--train", "8", "--val", "0", "--test", "2", "--test-ood", "0", "--out", path])
+    with pytest.raises(UserError, match=r"no records in split 'val' \(--val_steps needs it\); pass --val_steps 0"):
+        grpo.main(["--data", path, "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()

@@ -422,3 +422,15 @@ def test_resume_on_other_items_is_refused(tiny_model_dir, tiny_data, tmp_path):
     before = utils.read_manifest(str(out))
     assert before["ids"] == [r["id"] for r in records[:2]]  # not rewritten
     assert training.prepare_output_dir(script_args, training_args, records[:2]).endswith("checkpoint-2")
+
+
+def test_a_missing_val_split_hints_at_training_without_it(tiny_model_dir, tmp_path):
+    import data
+
+    path = str(tmp_path / "no_val.json")
+    data.main(["--train", "8", "--val", "0", "--test", "2", "--test-ood", "0", "--out", path])
+    out = tmp_path / "out"
+    result = run_script("sft.py", *tiny_args(tiny_model_dir, path, out, "--max_steps", "1"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr and not out.exists()
+    assert result.stderr.strip().endswith("no records in split 'val' (evaluation needs it); pass --eval_strategy no "
+                                          "to train without it")
