@@ -269,18 +269,27 @@ def gsm8k_gold(answer_field):
     return to_number(m.group(1).replace(",", "")) if m else None
 
 
+_BRACE_RE = re.compile(r"[{}]")
+
+
 def _boxed_contents(text):
-    """Contents of every \\boxed{...}, braces balanced."""
+    """Contents of every \\boxed{...}, braces balanced, up to the first one left open. One pass over the braces:
+    a char-by-char scan in Python took 14 ms on 77k characters of fuzz."""
+    if "\\boxed{" not in text:
+        return []
+    closing, opened = {}, []  # position of each "{" -> position of its "}"
+    for m in _BRACE_RE.finditer(text):
+        if m.group() == "{":
+            opened.append(m.start())
+        elif opened:
+            closing[opened.pop()] = m.start()
     out, start = [], 0
     while (i := text.find("\\boxed{", start)) != -1:
-        depth, j = 1, i + len("\\boxed{")
-        while j < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[j], 0)
-            j += 1
-        if depth:
+        brace = i + len("\\boxed")
+        if brace not in closing:
             break
-        out.append(text[i + len("\\boxed{"): j - 1])
-        start = j
+        out.append(text[brace + 1: closing[brace]])
+        start = closing[brace] + 1
     return out
 
 
@@ -741,6 +750,8 @@ def check_splits_disjoint(path, records):
         return
     first = {}  # content key -> the first record with it
     for r in records:
+        if not r.get("prompt"):  # reported as lacking a prompt when its split is read
+            continue
         other = first.setdefault(content_key(r), r)
         if other.get("split") != r.get("split"):
             raise UserError(f"{path}: {r.get('id')!r} ({r.get('split')}) and {other.get('id')!r} ({other.get('split')}) "
