@@ -20,22 +20,24 @@ One record (abridged):
 """
 
 import argparse
-import hashlib
 import json
 import os
 import random
 import re
 import sys
+import time
 from fractions import Fraction
 from functools import reduce
 from math import gcd
 
 from tqdm import tqdm
 
-from utils import UserError, atomic_write_json, cli, linear_prompt, one_line_errors
+from utils import (VARIABLE_NAMES, UserError, atomic_write_json, canonical_key, cli, key_hash, linear_prompt,
+                   one_line_errors)
 
-VARIABLE_NAMES = "xyzwvutsrqpnmlkjhgfedcba"
 MAX_REJECTIONS = 5000  # consecutive duplicate/singular draws before we call the ranges exhausted
+MAX_RECORDS = 1_000_000  # data.json is built in memory and written as one file: ~1.4 GB at 2 variables, ~5 min
+ESTIMATE_FROM = 20_000  # records from which an estimate of size and time is printed first (and a progress bar shown)
 PRESETS = {  # difficulty: ranges of the in-domain splits
     "default": {"coef_range": [-30, 30], "solution_range": [-30, 30], "nonzero_coefs": False},
     "easy": {"coef_range": [-5, 5], "solution_range": [-9, 9], "nonzero_coefs": True},  # SmolLM2-135M's level
@@ -87,17 +89,6 @@ def determinant(matrix):
             f = m[i][k] / m[k][k]
             m[i] = [a - f * b for a, b in zip(m[i], m[k])]
     return int(det)
-
-
-def canonical_key(matrix, constants):
-    """The system as a set of equations, each divided by its gcd with a positive leading term."""
-    rows = []
-    for coefs, const in zip(matrix, constants):
-        row = list(coefs) + [const]
-        g = reduce(gcd, row)
-        sign = -1 if next(x for x in row if x != 0) < 0 else 1
-        rows.append(tuple(sign * x // g for x in row))
-    return tuple(sorted(rows))
 
 
 def random_system(rng, n_vars, coef_range, solution_range, nonzero=False, outside=None):
@@ -270,7 +261,7 @@ def make_record(split, index, matrix, constants, solution, variables, key, solut
         "prompt": linear_prompt(equations, variables),
         "response": SOLUTION_FORMATS[solution_format](matrix, constants, variables, solution),
         "answer": dict(zip(variables, solution)),
-        "hash": hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16],
+        "hash": key_hash(key),  # = utils.content_key(record), which the contamination guard recomputes
     }
 
 
@@ -291,7 +282,7 @@ def generate(args):
         ("train", args.train, args.n_vars, args.coef_range, None),
     ]
     records = []
-    progress = tqdm(total=sum(p[1] for p in plan), desc="systems", unit=" systems", disable=sum(p[1] for p in plan) < 20000)
+    progress = tqdm(total=sum(p[1] for p in plan), desc="systems", unit=" systems", disable=sum(p[1] for p in plan) < ESTIMATE_FROM)
     for split, size, n_vars, coef_range, outside in plan:
         variables = list(VARIABLE_NAMES[:n_vars])
         made, rejections = 0, 0
@@ -318,6 +309,32 @@ def generate(args):
     return {"meta": meta, "records": records}
 
 
+def estimate(args, total, sample=20):
+    """(bytes, seconds) of `total` records, extrapolated from `sample` in-domain ones drawn with another seed."""
+    rng, variables = random.Random(args.seed + 1), list(VARIABLE_NAMES[:args.n_vars])
+    start, size, made = time.perf_counter(), 0, 0
+    for _ in range(MAX_REJECTIONS):
+        if made == sample:
+            break
+        if system := random_system(rng, args.n_vars, args.coef_range, args.solution_range, args.nonzero_coefs):
+            record = make_record("train", made, *system, variables, canonical_key(*system[:2]), args.solution_format)
+            size, made = size + len(json.dumps(record, indent=1)), made + 1
+    seconds = time.perf_counter() - start
+    return (size / made * total, seconds / made * total) if made else (0, 0)
+
+
+def check_size(args):
+    """Refuse more than MAX_RECORDS; from ESTIMATE_FROM on, say how big and how long first."""
+    total = sum(getattr(args, s) for s in ("train", "val", "test", "test_ood", "test_near", "test_far"))
+    if total < ESTIMATE_FROM:
+        return
+    size, seconds = estimate(args, total)
+    what = f"{total:,} records: about {size / 1e9:.2f} GB of JSON and {seconds / 60:.1f} min (more with --test-ood/--test-far)"
+    if total > MAX_RECORDS:
+        raise UserError(f"{what}, built in memory; at most {MAX_RECORDS:,} records are supported: ask for fewer")
+    print(what)
+
+
 def apply_preset(args):
     """Fill the range flags left unset from --preset (explicit flags win)."""
     for name, value in PRESETS[args.preset].items():
@@ -330,9 +347,15 @@ def check_args(args):
     for name in ("n_vars", "ood_n_vars", "far_n_vars"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
-    for name in ("n_vars", "ood_n_vars", "far_n_vars"):
-        if (getattr(args, name) or args.n_vars + 1) > len(VARIABLE_NAMES):
-            raise UserError(f"--{name.replace('_', '-')}: at most {len(VARIABLE_NAMES)} variables are supported")
+    most = len(VARIABLE_NAMES)
+    for name, split in (("n_vars", None), ("ood_n_vars", "test_ood"), ("far_n_vars", "test_far")):
+        n, flag = getattr(args, name) or args.n_vars + 1, "--" + name.replace("_", "-")
+        if n <= most or (split and not getattr(args, split)):  # an empty split needs no variables
+            continue
+        if getattr(args, name) is None:  # the default, one more than --n-vars
+            raise UserError(f"--n-vars {args.n_vars}: {split} has --n-vars + 1 = {n} variables by default, and at most "
+                            f"{most} are supported; pass {flag} {most} or less, or --{split.replace('_', '-')} 0")
+        raise UserError(f"{flag} {n}: at most {most} variables are supported")
     near = args.near_coef_range or [2 * args.coef_range[0], 2 * args.coef_range[1]]
     if args.test_near and near[0] >= args.coef_range[0] and near[1] <= args.coef_range[1]:
         raise UserError(f"--near-coef-range {near} lies inside --coef-range {args.coef_range}: test_near needs "
@@ -390,6 +413,7 @@ def main(argv=None):
     check_args(args)
     if os.path.isdir(args.out):
         raise UserError(f"--out {args.out} is a directory; give a file path such as {args.out}/data.json")
+    check_size(args)
     data = generate(args)
     atomic_write_json(args.out, data)
     counts = ", ".join(f"{k} {v}" for k, v in data["meta"]["counts"].items())

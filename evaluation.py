@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import modeling
-from utils import (UserError, atomic_write_json, is_main_process, library_versions, process_info, read_json,
-                   read_manifest, wilson_interval)
+from utils import (UserError, atomic_write_json, content_key, is_main_process, library_versions, process_info,
+                   read_json, read_manifest, wilson_interval)
 
 SAMPLING_FIELDS = ("max_new_tokens", "num_samples", "temperature", "top_p", "top_k")
 GREEDY = {"num_samples": 1, "temperature": 0.0, "top_p": 1.0, "top_k": 0}
@@ -135,17 +135,21 @@ def items_hash(items):
 
 
 def check_overlap(items, trained_dirs, data, allow):
-    """Items that the model folder (a full fine-tune) or the adapter was trained on (by content hash, or by id in the
-    same data file), read from the training manifests they carry."""
+    """Items that the model folder (a full fine-tune) or the adapter was trained on, read from the training manifests
+    they carry: by content (utils.content_key of the prompt; a manifest without content keys, written before them,
+    by its hashes, which are data.py's content keys), by stored hash, or by id in the same data file."""
     overlap = set()
+    keys = {item["id"]: content_key(item) for item in items}
     for directory in trained_dirs:
         manifest = read_manifest(directory) if directory and os.path.isdir(directory) else None
         if not manifest:
             continue
         hashes = set(manifest.get("hashes", []))
+        trained_keys = set(manifest.get("content_keys") or hashes)
         same_file = manifest.get("data_sha256") == data["data_sha256"]
         ids = set(manifest.get("ids", [])) if same_file else set()
-        found = [item["id"] for item in items if item.get("hash") in hashes or item["id"] in ids]
+        found = [item["id"] for item in items
+                 if keys[item["id"]] in trained_keys or item.get("hash") in hashes or item["id"] in ids]
         if found and not allow:
             raise UserError(
                 f"{len(found)} of {len(items)} items were in the training data of {directory} "
@@ -366,6 +370,8 @@ def check_flags(args):
         modeling.parse_dtype(args.dtype)
     if args.adapter and not os.path.exists(os.path.join(args.adapter, "adapter_config.json")):
         raise UserError(f"no LoRA adapter (adapter_config.json) in {args.adapter}")
+    if args.adapter:
+        modeling.check_adapter_base(args.model, args.adapter)
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1 (got {args.batch_size})")
     if args.name is not None and (not args.name or args.name in (".", "..") or any(c in args.name for c in "/\\")):

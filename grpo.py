@@ -214,7 +214,8 @@ def load_data(script_args):
     """(train records, train dataset, val records). Only the train split (or its --train_slice) becomes a dataset."""
     train_records = training.select_train(load_split(script_args.data, "train"), script_args.train_slice)
     train_ds = training.conversational_dataset(train_records, columns=("prompt", "answer"))
-    val_records = load_split(script_args.data, "val") if script_args.val_steps else []
+    val_records = (load_split(script_args.data, "val", " (--val_steps needs it); pass --val_steps 0 to train without it")
+                   if script_args.val_steps else [])
     return train_records, train_ds, val_records[:script_args.val_limit]
 
 
@@ -342,6 +343,8 @@ def save(trainer, tokenizer, train_records, script_args, model_args, training_ar
 
 def main(argv=None):
     script_args, model_args, training_args = parse_args(argv)
+    if training.finished_run(training_args.output_dir, script_args.resume, training_args.max_steps):
+        return training_args.output_dir
     train_records, train_ds, val_records = load_data(script_args)
     checkpoint = prepare_output_dir(script_args, training_args, train_records,
                                     script_args.init_adapter or model_args.model_name_or_path)

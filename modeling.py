@@ -6,7 +6,10 @@ The embedded model is SmolLM2-135M-Instruct, a Q4_1 GGUF shipped inside the PyPI
 """
 
 import importlib.util
+import json
 import os
+import re
+import sys
 
 from utils import UserError
 
@@ -116,6 +119,50 @@ def load_model(model_name, adapter=None, device=None, dtype=None, merge=True):
         model = attach_adapter(model, adapter, merge=merge)
     model.to(device).eval()
     return model, tokenizer
+
+
+def adapter_shape(adapter):
+    """(layers, hidden size) a saved LoRA was made for, from its safetensors header (no torch); None where it cannot
+    tell (a .bin adapter, an adapter on some layers only, no q/k/v/gate/up projection)."""
+    path = os.path.join(adapter, "adapter_model.safetensors")
+    if not os.path.exists(path):
+        return None, None
+    with open(path, "rb") as f:  # 8 bytes of header length, then a JSON header {name: {dtype, shape, offsets}}
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    with open(os.path.join(adapter, "adapter_config.json")) as f:
+        some_layers = json.load(f).get("layers_to_transform") is not None
+    layers, hidden = set(), None
+    for name, info in header.items():
+        if m := re.search(r"\.layers\.(\d+)\.", name):
+            layers.add(int(m.group(1)))
+        if hidden is None and re.search(r"\.(q_proj|k_proj|v_proj|gate_proj|up_proj)\.lora_A\.", name):
+            hidden = info["shape"][1]  # lora_A is (r, in_features); these projections read the hidden state
+    return (max(layers) + 1 if layers and not some_layers else None), hidden
+
+
+def check_adapter_base(model_name, adapter):
+    """Refuse an adapter whose layer count or width differs from --model's (PEFT loads a 30-layer adapter on a 2-layer
+    model of the same width without a word); warn when only the recorded base name differs (Unsloth records its own
+    mirrors' names, so a name alone does not prove another model)."""
+    from transformers import AutoConfig
+
+    with open(os.path.join(adapter, "adapter_config.json")) as f:
+        base = json.load(f).get("base_model_name_or_path")
+    try:
+        config = AutoConfig.from_pretrained(resolve_model(model_name))
+    except (OSError, ValueError):
+        return  # loading the model reports it
+    config = getattr(config, "text_config", None) or config
+    layers, hidden = adapter_shape(adapter)
+    differ = [f"{what} {theirs} vs {ours}" for what, theirs, ours in (
+        ("layers", layers, getattr(config, "num_hidden_layers", None)),
+        ("hidden size", hidden, getattr(config, "hidden_size", None))) if theirs and ours and theirs != ours]
+    if differ:
+        raise UserError(f"adapter {adapter} does not match the model: it was trained on {base} ({', '.join(differ)} "
+                        f"of --model {model_name}); pass its base model as --model")
+    name = os.path.basename(os.path.normpath(base or "")).lower()
+    if base and name != os.path.basename(os.path.normpath(model_name)).lower() and name != model_name.lower():
+        print(f"warning: adapter {adapter} was trained on {base}, not {model_name} (same shapes)", file=sys.stderr)
 
 
 def attach_adapter(model, adapter, merge=True, trainable=False):

@@ -114,7 +114,7 @@ def describe(script_args, model_args, training_args):
 # Stages
 
 
-def load_datasets(data_path, with_val=True, train_slice=None):
+def load_datasets(data_path, with_val=True, train_slice=None, val_hint=""):
     """(train records, train dataset, val records, val dataset or None) as TRL prompt/completion conversational rows.
 
     Only the train split (or its --train_slice) is trained on and only val is evaluated on; the test splits are
@@ -123,7 +123,7 @@ def load_datasets(data_path, with_val=True, train_slice=None):
     train_records = select_train(load_split(data_path, "train"), train_slice)
     columns = ("prompt", "completion")
     train_ds = training.conversational_dataset(train_records, columns)
-    val_records = load_split(data_path, "val") if with_val else []
+    val_records = load_split(data_path, "val", val_hint) if with_val else []
     val_ds = training.conversational_dataset(val_records, columns) if with_val else None
     return train_records, train_ds, val_records, val_ds
 
@@ -149,10 +149,11 @@ def build_trainer(model, tokenizer, peft_config, training_args, train_ds, val_ds
 
 def train(trainer, checkpoint=None):
     """Train (from `checkpoint` if given); a NaN/inf loss stops it with training.TrainingDiverged."""
+    training.continue_token_count(trainer, checkpoint)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     if trainer.is_world_process_zero():
-        print(f"trained {trainer.state.global_step} steps in {result.metrics['train_runtime']:.0f} s, "
-              f"mean train loss {result.training_loss:.4f}")
+        print(f"trained {trainer.state.global_step} steps in {result.metrics['train_runtime']:.0f} s, mean train "
+              f"loss {training.mean_train_loss(trainer.args.output_dir):.4f} (all steps, from {training.LOG_NAME})")
     return result
 
 
@@ -169,8 +170,13 @@ def save(trainer, tokenizer, train_records, script_args, model_args, training_ar
 
 def main(argv=None):
     script_args, model_args, training_args = parse_args(argv)
+    if training.finished_run(training_args.output_dir, script_args.resume, training_args.max_steps):
+        return training_args.output_dir
     with_val = training_args.eval_strategy != "no" or script_args.val_steps > 0
-    train_records, train_ds, val_records, val_ds = load_datasets(script_args.data, with_val, script_args.train_slice)
+    flags = [f for f, on in (("--eval_strategy no", training_args.eval_strategy != "no"),
+                             ("--val_steps 0", script_args.val_steps > 0)) if on]
+    train_records, train_ds, val_records, val_ds = load_datasets(script_args.data, with_val, script_args.train_slice,
+                                                                 f" (evaluation needs it); pass {' '.join(flags)} to train without it")
     checkpoint = training.prepare_output_dir(script_args, training_args, train_records,
                                              script_args.init_adapter or model_args.model_name_or_path)
     if is_main_process():  # one copy of the config, not one per process
@@ -180,7 +186,7 @@ def main(argv=None):
     trainer = build_trainer(model, tokenizer, peft_config, training_args, train_ds,
                             val_ds if training_args.eval_strategy != "no" else None)
     training.add_run_callbacks(trainer, script_args, 6, 512, val_records[:script_args.val_limit],
-                               script_args.data)
+                               script_args.data, cross_entropy_loss=True)
     train(trainer, checkpoint)
     return save(trainer, tokenizer, train_records, script_args, model_args, training_args)
 

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import math
 import os
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -244,11 +245,15 @@ def sampling_flops(data_path):
     return float((meta.get("sampling") or {}).get("flops", 0.0)) if isinstance(meta, dict) else 0.0
 
 
-def add_run_callbacks(trainer, run_args, flops_per_token_per_param, default_max_new_tokens, val_records, data_path):
-    """The compute counter (always: the log records each run's compute) and, with --val_steps, val accuracy."""
+def add_run_callbacks(trainer, run_args, flops_per_token_per_param, default_max_new_tokens, val_records, data_path,
+                      cross_entropy_loss=False):
+    """The compute counter (always: the log records each run's compute), with --val_steps val accuracy, and with
+    `cross_entropy_loss` (SFT) the divergence guard."""
     n = count_parameters(trainer.model)
     trainer.add_callback(ComputeBudgetCallback(trainer, flops_per_token_per_param * n, run_args.max_train_flops,
                                                sampling_flops(data_path)))
+    if cross_entropy_loss:
+        trainer.add_callback(DivergenceCallback(trainer.model.config.vocab_size))
     if run_args.val_steps and val_records:
         trainer.add_callback(ValidationCallback(trainer, val_records, run_args.val_steps,
                                                 run_args.val_max_new_tokens or default_max_new_tokens,
@@ -366,6 +371,40 @@ def last_checkpoint(output_dir):
     from transformers.trainer_utils import get_last_checkpoint
 
     return get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+
+
+def finished_run(output_dir, resume, max_steps):
+    """With --resume, True (and a line saying so) when the last checkpoint already reached the run's end (--max_steps
+    if given, else the run's own plan): the Trainer would train one step past it and change the saved model."""
+    checkpoint = last_checkpoint(output_dir) if resume else None
+    if checkpoint is None:
+        return False
+    state = read_json(os.path.join(checkpoint, "trainer_state.json"), "trainer state")
+    end = max_steps if max_steps > 0 else state.get("max_steps", 0)
+    if not end or state.get("global_step", 0) < end:
+        return False
+    if is_main_process():
+        print(f"{output_dir} already finished at step {state['global_step']} ({os.path.basename(checkpoint)}); nothing "
+              "to resume, nothing changed (raise --max_steps to train further)")
+    return True
+
+
+def mean_train_loss(output_dir):
+    """The whole run's mean train loss from its log, each logged loss weighted by the steps it covers (the
+    Trainer's own mean covers only the steps since the last --resume)."""
+    total, last = 0.0, 0
+    for row in read_log(output_dir):
+        if isinstance(row.get("loss"), (int, float)):
+            total, last = total + row["loss"] * (row["step"] - last), row["step"]
+    return total / last if last else float("nan")
+
+
+def continue_token_count(trainer, checkpoint):
+    """TRL's SFTTrainer counts num_tokens from 0 at every train() call: on --resume, start from the checkpoint's count
+    so that the log and the compute budget cover the whole run (GRPOTrainer keeps its count in the saved state)."""
+    if checkpoint and hasattr(trainer, "_total_train_tokens"):
+        history = read_json(os.path.join(checkpoint, "trainer_state.json"), "trainer state").get("log_history", [])
+        trainer._total_train_tokens = next((row["num_tokens"] for row in reversed(history) if "num_tokens" in row), 0)
 
 
 def checkpoint_to_resume(output_dir, resume):
@@ -496,6 +535,49 @@ class JsonlLogCallback(TrainerCallback):
                 raise TrainingDiverged(
                     f"{key} is {value} at step {state.global_step}: training diverged; lower the "
                     "learning rate or check the data (the last checkpoint is kept for --resume)")
+
+
+# Divergence guard thresholds (SFT's token cross-entropy only: GRPO's loss sits near 0 and may be negative, and its
+# gradient is exactly 0 whenever every group's rewards are equal, which NoSignalWarning reports instead)
+DIVERGENCE_WARMUP_STEPS = 10  # logged losses before the loss checks start: the first steps move fast
+LOSS_RISE_FACTOR = 3.0  # a loss above 3x the running median of the last losses...
+LOSS_RISE_MIN = 1.0  # ...and 1 nat/token above it (a loss of 0.05 late in a run may well touch 0.2)
+LOSS_MEDIAN_WINDOW = 20  # logged losses in that running median
+ZERO_GRAD_STEPS = 3  # logged steps in a row with grad_norm exactly 0: nothing reaches the weights any more
+
+
+class DivergenceCallback(TrainerCallback):
+    """Stop an SFT run whose loss reaches the uniform level ln(vocab size) after having been below it, rises far
+    above its running median, or whose gradient norm is exactly 0 for ZERO_GRAD_STEPS logged steps (observed at
+    --learning_rate 1e6: loss 1.36 -> 10.80 = ln 49152 with grad_norm 0.0, weights up to 2e13, saved as if good).
+    Raises TrainingDiverged, so no final adapter is saved."""
+
+    def __init__(self, vocab_size):
+        self.uniform = math.log(vocab_size)
+        self.losses, self.zero_grads = [], 0
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        loss, grad_norm = logs.get("loss"), logs.get("grad_norm")
+        problem = None
+        if isinstance(grad_norm, (int, float)):
+            self.zero_grads = self.zero_grads + 1 if grad_norm == 0 else 0
+            if self.zero_grads >= ZERO_GRAD_STEPS:
+                problem = f"grad_norm 0.0 for {self.zero_grads} logged steps in a row"
+        if isinstance(loss, (int, float)) and math.isfinite(loss):
+            if len(self.losses) >= DIVERGENCE_WARMUP_STEPS:
+                median = statistics.median(self.losses[-LOSS_MEDIAN_WINDOW:])
+                if loss >= self.uniform and min(self.losses) < self.uniform - 1:
+                    problem = f"loss {loss:.4g} reached ln(vocab size) = {self.uniform:.4g}, a uniform output"
+                elif loss > LOSS_RISE_FACTOR * median and loss - median > LOSS_RISE_MIN:
+                    problem = f"loss {loss:.4g} rose above {LOSS_RISE_FACTOR:g}x its running median {median:.4g}"
+            self.losses.append(loss)
+        if problem:
+            lr = logs.get("learning_rate", args.learning_rate)
+            raise TrainingDiverged(
+                f"training diverged at step {state.global_step}: {problem} (learning rate {lr:.3g}, peak "
+                f"--learning_rate {args.learning_rate:g}); no final model saved: lower --learning_rate (e.g. 10x) "
+                "and start again in a new --output_dir")
 
 
 def read_log(output_dir):

@@ -9,6 +9,7 @@ Parsers never raise; they return None when no answer can be read.
     18
 """
 
+import hashlib
 import json
 import math
 import os
@@ -16,6 +17,8 @@ import re
 import sys
 import tempfile
 from fractions import Fraction
+from functools import reduce
+from math import gcd
 
 # ----------------------------------------------------------------------------
 # Prompts (in the spirit of the original study: reason in <think>, answer in <answer>)
@@ -190,6 +193,64 @@ def linear_is_correct(predicted, answer):
 
 
 # ----------------------------------------------------------------------------
+# A problem's identity by content, for the contamination guard: stored ids and hashes can be copied or changed
+
+VARIABLE_NAMES = "xyzwvutsrqpnmlkjhgfedcba"  # data.py names a system's variables in this order
+
+
+def canonical_key(matrix, constants):
+    """The system as a set of equations, each divided by its gcd with a positive leading term."""
+    rows = []
+    for coefs, const in zip(matrix, constants):
+        row = list(coefs) + [const]
+        g = reduce(gcd, row)
+        sign = -1 if next(x for x in row if x != 0) < 0 else 1
+        rows.append(tuple(sign * x // g for x in row))
+    return tuple(sorted(rows))
+
+
+def key_hash(key):
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+
+
+def content_key(record):
+    """The problem in a record's prompt: its equations (lines `linear = linear`), each scaled to lowest terms, as a
+    set, hashed; equal to data.py's `hash` for its records, whatever ids, hashes or wording a copy has. A prompt
+    without equations is keyed by its user text, whitespace collapsed.
+
+    >>> a = {"prompt": [{"role": "user", "content": "Solve:\\n2x + 2y = 4\\n x - y = 0\\n"}]}
+    >>> content_key(a) == content_key({"prompt": "Solve\\n y + x=2\\nx = y"})
+    True
+    """
+    prompt = record.get("prompt")
+    if isinstance(prompt, list):
+        prompt = "\n".join(str(m.get("content", "")) for m in prompt if isinstance(m, dict) and m.get("role") == "user")
+    text = _normalise(prompt)
+    equations = []
+    for line in text.splitlines():
+        if line.count("=") != 1 or len(line) > _TRACE_LINE_CHARS:
+            continue
+        try:
+            left, right = (_linear(side) for side in line.split("="))
+        except (_NotLinear, ZeroDivisionError):
+            continue
+        form = {v: left.get(v, 0) - right.get(v, 0) for v in left.keys() | right.keys()}
+        if any(v and c for v, c in form.items()):
+            equations.append(form)
+    if not equations:
+        return "text:" + hashlib.sha256(" ".join(text.split()).encode()).hexdigest()[:16]
+    variables = sorted({v for form in equations for v, c in form.items() if v and c},
+                       key=lambda v: (v not in VARIABLE_NAMES, VARIABLE_NAMES.find(v), v))
+    matrix, constants = [], []
+    for form in equations:  # integers: scale each equation by the lcm of its denominators
+        row = [Fraction(form.get(v, 0)) for v in variables] + [-Fraction(form.get("", 0))]
+        scale = reduce(lambda a, b: a * b // gcd(a, b), (x.denominator for x in row), 1)
+        matrix.append([int(x * scale) for x in row[:-1]])
+        constants.append(int(row[-1] * scale))
+    return key_hash(canonical_key(matrix, constants))
+
+
+# ----------------------------------------------------------------------------
 # GSM8K
 
 _GOLD_RE = re.compile(r"####\s*([-+]?[\d,]*\.?\d+)")
@@ -208,18 +269,27 @@ def gsm8k_gold(answer_field):
     return to_number(m.group(1).replace(",", "")) if m else None
 
 
+_BRACE_RE = re.compile(r"[{}]")
+
+
 def _boxed_contents(text):
-    """Contents of every \\boxed{...}, braces balanced."""
+    """Contents of every \\boxed{...}, braces balanced, up to the first one left open. One pass over the braces:
+    a char-by-char scan in Python took 14 ms on 77k characters of fuzz."""
+    if "\\boxed{" not in text:
+        return []
+    closing, opened = {}, []  # position of each "{" -> position of its "}"
+    for m in _BRACE_RE.finditer(text):
+        if m.group() == "{":
+            opened.append(m.start())
+        elif opened:
+            closing[opened.pop()] = m.start()
     out, start = [], 0
     while (i := text.find("\\boxed{", start)) != -1:
-        depth, j = 1, i + len("\\boxed{")
-        while j < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[j], 0)
-            j += 1
-        if depth:
+        brace = i + len("\\boxed")
+        if brace not in closing:
             break
-        out.append(text[i + len("\\boxed{"): j - 1])
-        start = j
+        out.append(text[brace + 1: closing[brace]])
+        start = closing[brace] + 1
     return out
 
 
@@ -582,8 +652,6 @@ def read_jsonl(path):
 
 
 def file_sha256(path):
-    import hashlib
-
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -610,18 +678,22 @@ MANIFEST_NAME = "training_manifest.json"
 def write_manifest(output_dir, records, data_path, parent=None, parent_dir=None):
     """What a run trained on; with `parent` (the manifest of the model it started from, in `parent_dir`) that
     model's items too, so the eval scripts' guard covers the whole history."""
-    hashes = [r["hash"] for r in records]
+    hashes, keys = [r["hash"] for r in records], [content_key(r) for r in records]
     manifest = {
         "data_file": os.path.abspath(data_path),
         "data_sha256": file_sha256(data_path),
         "splits": sorted({r["split"] for r in records}),
         "ids": [r["id"] for r in records],
         "hashes": hashes,
+        "content_keys": keys,  # what the eval scripts' guard compares (stored hashes can be copied or changed)
     }
     if parent:
         manifest["inherited"] = {"from": os.path.abspath(parent_dir), "data_sha256": parent.get("data_sha256"),
                                  "ids": parent["ids"], "hashes": parent["hashes"]}
         manifest["hashes"] = hashes + [h for h in parent["hashes"] if h not in set(hashes)]
+        # an older parent manifest has no content keys: its hashes are data.py's content keys
+        parent_keys = parent.get("content_keys", parent["hashes"])
+        manifest["content_keys"] = keys + [k for k in parent_keys if k not in set(keys)]
     atomic_write_json(os.path.join(output_dir, MANIFEST_NAME), manifest)
 
 
@@ -636,14 +708,16 @@ def read_manifest(adapter_dir):
     manifest = read_json(path, "training manifest")
     if not isinstance(manifest, dict) or not all(isinstance(manifest.get(k), list) for k in ("ids", "hashes")):
         raise UserError(f"{path} is not a training manifest (a mapping with 'ids' and 'hashes' lists)")
+    if not isinstance(manifest.get("content_keys", []), list):
+        raise UserError(f"{path}: 'content_keys' is not a list")
     return manifest
 
 
 SPLITS = ("train", "val", "test", "test_ood", "test_near", "test_far")
 
 
-def load_split(path, split):
-    """Records of one split of data.json (written by data.py)."""
+def load_split(path, split, missing_hint=""):
+    """Records of one split of data.json (written by data.py); `missing_hint` ends the error of an absent split."""
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     data = read_json(path, "data file")
@@ -656,13 +730,33 @@ def load_split(path, split):
         raise UserError(f"{path} has more than one record with id {duplicate!r}; regenerate it with data.py")
     chosen = [r for r in records if isinstance(r, dict) and r.get("split") == split]
     if not chosen:
-        raise UserError(f"{path} has no records in split {split!r}")
+        raise UserError(f"{path} has no records in split {split!r}{missing_hint}")
     for r in chosen:
         missing = [k for k in ("id", "prompt", "answer") if k not in r]
         if missing or not isinstance(r["answer"], dict):
             what = f"lacks {', '.join(missing)}" if missing else "has an answer that is not a {variable: value} mapping"
             raise UserError(f"{path}: record {r.get('id')!r} {what}; regenerate it with data.py")
+    check_splits_disjoint(path, [r for r in records if isinstance(r, dict)])
     return chosen
+
+
+_DISJOINT = set()  # (path, mtime, size) of data files already checked: a script reads train and val separately
+
+
+def check_splits_disjoint(path, records):
+    """Refuse a data file in which two splits hold the same problem (content_key), whatever their ids or hashes."""
+    stat = os.stat(path)
+    if (os.path.abspath(path), stat.st_mtime_ns, stat.st_size) in _DISJOINT:
+        return
+    first = {}  # content key -> the first record with it
+    for r in records:
+        if not r.get("prompt"):  # reported as lacking a prompt when its split is read
+            continue
+        other = first.setdefault(content_key(r), r)
+        if other.get("split") != r.get("split"):
+            raise UserError(f"{path}: {r.get('id')!r} ({r.get('split')}) and {other.get('id')!r} ({other.get('split')}) "
+                            "are the same problem, so its splits overlap; regenerate it with data.py")
+    _DISJOINT.add((os.path.abspath(path), stat.st_mtime_ns, stat.st_size))
 
 
 def load_gsm8k(split="test", gsm8k_dir=None):

@@ -608,3 +608,24 @@ def test_help_lists_every_flag():
                  "--ood-n-vars", "--ood-coef-range", "--seed", "--out"):
         assert re.search(rf"^\s+{flag}\b", proc.stdout, re.M), f"{flag} missing from --help"
     assert "(default: 512)" in proc.stdout  # defaults are shown
+
+
+def test_too_many_variables_for_the_default_ood_split_says_what_to_do(tmp_path):
+    out = tmp_path / "data.json"
+    result = run_script("data.py", "--n-vars", "24", "--out", str(out))
+    assert result.returncode == 2 and not out.exists() and "Traceback" not in result.stderr
+    assert "test_ood has --n-vars + 1 = 25 variables by default" in result.stderr
+    assert "--ood-n-vars 24 or less, or --test-ood 0" in result.stderr
+    args = data.parse_args(["--n-vars", "24", "--test-ood", "0"])
+    data.check_args(args)  # test_far is empty by default: its 25 variables are never needed
+
+
+def test_a_huge_request_is_refused_with_an_estimate(tmp_path):
+    out = tmp_path / "data.json"
+    result = run_script("data.py", "--train", "100000000", "--out", str(out))
+    assert result.returncode == 2 and not out.exists() and len(result.stderr.splitlines()) == 1
+    assert re.search(r"100,000,264 records: about \d+\.\d\d GB of JSON and [\d.]+ min.*at most 1,000,000", result.stderr)
+    args = data.parse_args(["--train", "50000"])
+    data.check_args(args)
+    size, seconds = data.estimate(args, 50_000)
+    assert 20e6 < size < 200e6 and seconds > 0  # ~1.4 kB a 2-variable record

@@ -327,3 +327,14 @@ def test_fast_generation_unset_is_on_only_where_tested(monkeypatch, recwarn):
     assert "vLLM" in str(recwarn.pop(UserWarning).message)
     assert grpo.use_fast_generation(model("gpt2"), grpo.ScriptArguments(fast_generation=True), args) is True
     assert grpo.use_fast_generation(model("llama"), grpo.ScriptArguments(fast_generation=False), args) is False
+
+
+def test_a_missing_val_split_hints_at_val_steps_0(tmp_path):
+    import data
+    from utils import UserError
+
+    path = str(tmp_path / "no_val.json")
+    data.main(["--train", "8", "--val", "0", "--test", "2", "--test-ood", "0", "--out", path])
+    with pytest.raises(UserError, match=r"no records in split 'val' \(--val_steps needs it\); pass --val_steps 0"):
+        grpo.main(["--data", path, "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()

@@ -172,7 +172,19 @@ def test_bad_input(tiny_model_dir, tiny_data, tmp_path, smollm2_dir):
 
 def test_adapter_for_another_model(adapter_dir, smollm2_dir, tiny_data, tmp_path):
     message = bad_run(tmp_path, "--model", smollm2_dir, "--adapter", adapter_dir, "--limit", "1", data=tiny_data)
-    assert "does not match the model" in message and "size mismatch" in message
+    assert "does not match the model" in message and "hidden size 32 vs 576" in message
+
+
+def test_adapter_with_more_layers_of_the_same_width_is_refused(tiny_model_dir, tiny_data, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(tiny_model_dir)
+    config.num_hidden_layers = 30  # the issue's case: a 30-layer SmolLM2 adapter on a 2-layer model, same width
+    model = get_peft_model(AutoModelForCausalLM.from_config(config), LoraConfig(r=2, target_modules=["q_proj"]))
+    model.save_pretrained(str(tmp_path / "deep"))
+    message = bad_run(tmp_path, "--model", tiny_model_dir, "--adapter", str(tmp_path / "deep"), data=tiny_data)
+    assert "does not match the model" in message and "layers 30 vs 2" in message
 
 
 def test_smollm2_end_to_end(smollm2_dir, tiny_data, tmp_path):
@@ -272,3 +284,47 @@ def test_bad_names_batch_sizes_and_data(tiny_model_dir, tiny_data, tmp_path):
 def test_rescore_of_a_folder_is_one_line(tmp_path):
     result = run_script("linear_equation_eval.py", "--rescore", str(tmp_path))
     assert result.returncode == 2 and "is a folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def copied_test_item(tiny_data, tmp_path, name):
+    """tiny_data with train-0000 replaced by test-0001's problem under another id and hash (equations reordered)."""
+    data = utils.read_json(tiny_data)
+    records = [dict(r) for r in data["records"]]
+    test = next(r for r in records if r["id"] == "test-0001")
+    train = next(r for r in records if r["id"] == "train-0000")
+    user = test["prompt"][1]["content"].split("\n")
+    user[1], user[2] = user[2], user[1]  # the same system, its equations swapped
+    train.update(prompt=[test["prompt"][0], {"role": "user", "content": "\n".join(user)}], answer=test["answer"],
+                 equations=test["equations"][::-1], hash="0123456789abcdef")
+    path = tmp_path / name
+    utils.atomic_write_json(str(path), {**data, "records": records})
+    return str(path), records
+
+
+def test_data_whose_splits_overlap_by_content_is_refused(tiny_model_dir, tiny_data, tmp_path):
+    path, _ = copied_test_item(tiny_data, tmp_path, "overlap.json")
+    message = bad_run(tmp_path, "--model", tiny_model_dir, data=path)
+    assert "'train-0000' (train) and 'test-0001' (test) are the same problem" in message
+    result = run_script("sft.py", "--data", path, "--model", tiny_model_dir, "--output_dir", str(tmp_path / "o"))
+    assert result.returncode == 2 and "same problem" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_guard_compares_content_not_stored_hashes(tiny_model_dir, adapter_dir, tiny_data, tmp_path):
+    # an adapter trained on another file whose train item copies test-0001 with another id and hash
+    path, records = copied_test_item(tiny_data, tmp_path, "other.json")
+    trained = tmp_path / "adapter"
+    os.makedirs(trained)
+    for name in os.listdir(adapter_dir):
+        if name.startswith("adapter_"):
+            os.symlink(os.path.join(adapter_dir, name), trained / name)
+    utils.write_manifest(str(trained), [r for r in records if r["id"] == "train-0000"], path)
+    message = bad_run(tmp_path, "--model", tiny_model_dir, "--adapter", str(trained), "--limit", "3", data=tiny_data)
+    assert "1 of 3 items" in message and "test-0001" in message
+    # a manifest written before content keys: its hashes (data.py's content keys) are compared instead
+    manifest = utils.read_json(str(trained / utils.MANIFEST_NAME))
+    del manifest["content_keys"]
+    manifest["hashes"] = [utils.load_split(tiny_data, "test")[1]["hash"]]
+    utils.atomic_write_json(str(trained / utils.MANIFEST_NAME), manifest)
+    assert "test-0001" in bad_run(tmp_path, "--model", tiny_model_dir, "--adapter", str(trained), "--limit", "3",
+                                  data=tiny_data)

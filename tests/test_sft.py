@@ -110,7 +110,7 @@ def test_adapter_is_trained_and_loads_in_the_eval_script(trained, tiny_model_dir
     assert all(o["num_tokens"] > 0 for r in results["records"] for o in r["outputs"])
 
 
-def test_resume_continues_from_last_checkpoint(trained, tiny_model_dir, tiny_data, tmp_path):
+def test_resume_continues_from_last_checkpoint(trained, tiny_model_dir, tiny_data, tmp_path, capsys):
     out = tmp_path / "run"
     shutil.copytree(trained, out)
     # As if killed after logging step STEPS but before saving it: step STEPS must run again, logged once
@@ -125,6 +125,21 @@ def test_resume_continues_from_last_checkpoint(trained, tiny_model_dir, tiny_dat
     assert [r["step"] for r in log if "loss" in r] == list(range(1, more + 1))
     assert [r["step"] for r in log if "eval_loss" in r] == [3, 6, more]  # the Trainer also evaluates at the end
     assert [r["step"] for r in log if "train_runtime" in r] == [more]  # the first run's summary was cut with step 6
+    tokens = [r["num_tokens"] for r in log if "num_tokens" in r]
+    assert tokens == sorted(tokens) and len(set(tokens)) == len(tokens)  # counted on from the checkpoint, not from 0
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert f"mean train loss {sum(losses) / len(losses):.4f} (all steps" in capsys.readouterr().out
+
+
+def test_resume_of_a_finished_run_changes_nothing(trained, tiny_model_dir, tiny_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    shutil.copytree(trained, out)
+    before = {p: (out / p).read_bytes() for p in ("adapter_model.safetensors", utils.MANIFEST_NAME, training.LOG_NAME)}
+    sft.main(tiny_args(tiny_model_dir, tiny_data, out, "--resume", "--max_steps", str(STEPS), "--learning_rate",
+                       "2e-2", "--warmup_steps", "0", "--save_steps", "1", "--eval_steps", "3"))
+    assert "already finished at step 6" in capsys.readouterr().out
+    assert {p: (out / p).read_bytes() for p in before} == before
+    assert not (out / f"checkpoint-{STEPS + 1}").exists()
 
 
 def test_fresh_run_refuses_a_used_dir_and_resume_needs_a_checkpoint(trained, tiny_model_dir, tiny_data, tmp_path):
@@ -153,6 +168,49 @@ def test_nan_gradient_norm_stops_training(tmp_path):
     callback.on_log(fp16, state, None, logs={"loss": 0.0, "grad_norm": float("inf")})
     with pytest.raises(training.TrainingDiverged, match="grad_norm is nan at step 3: training diverged"):
         callback.on_log(bf16, state, None, logs={"loss": 0.0, "grad_norm": float("nan")})
+
+
+def feed(callback, rows, lr=5e-4):
+    """Log rows (loss, grad_norm) into a callback as the Trainer would, steps from 1."""
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(learning_rate=lr, fp16=False)
+    for step, (loss, grad_norm) in enumerate(rows, 1):
+        callback.on_log(args, SimpleNamespace(global_step=step, is_world_process_zero=True), None,
+                        logs={"loss": loss, "grad_norm": grad_norm, "learning_rate": lr})
+
+
+def test_divergence_guard_stops_a_loss_at_the_uniform_level_or_far_above_its_median():
+    vocab = 49152  # ln = 10.80
+    # as observed with --learning_rate 1e6: 1.36 -> 10.80 with grad_norm 0.0 (the zero gradient fires first)
+    message = r"step 4: grad_norm 0.0 for 3 .*learning rate 1e\+06.*no final model saved: lower --learning_rate"
+    with pytest.raises(training.TrainingDiverged, match=message):
+        feed(training.DivergenceCallback(vocab), [(1.36, 2.0), (10.8, 0.0), (10.8, 0.0), (10.8, 0.0)], lr=1e6)
+    rows = [(1.4 - 0.05 * i, 1.0) for i in range(12)]
+    with pytest.raises(training.TrainingDiverged, match=r"step 13: loss 10.9 reached ln\(vocab size\) = 10.8"):
+        feed(training.DivergenceCallback(vocab), rows + [(10.9, 1.0)])
+    with pytest.raises(training.TrainingDiverged, match=r"step 13: loss 4 rose above 3x its running median"):
+        feed(training.DivergenceCallback(vocab), rows + [(4.0, 1.0)])
+    with pytest.raises(training.TrainingDiverged, match="grad_norm 0.0"):  # the zero-gradient check needs no warm-up
+        feed(training.DivergenceCallback(vocab), rows[:5] + [(1.3, 0.0)] * 3)
+
+
+def test_divergence_guard_lets_normal_runs_be():
+    normal = [(10.8 - 0.5 * i, 1.0) for i in range(12)]  # a random model starts at the uniform level
+    normal += [(0.05 + 0.15 * (i % 2), 0.3) for i in range(40)]  # late, small and noisy: 0.05 <-> 0.2
+    normal += [(0.3, 0.0), (0.3, 0.0), (0.3, 1e-3)]  # two zero gradients in a row, then a step
+    feed(training.DivergenceCallback(49152), normal)
+    feed(training.DivergenceCallback(49152), [(10.9, 1.0)] * 30)  # never below the uniform level: not learning,
+    # but not diverging either
+
+
+def test_only_sft_gets_the_divergence_guard(trained, tiny_model_dir, tiny_data, tmp_path):
+    log = training.read_log(trained)  # the trained fixture ran with the guard and was not stopped
+    assert [r["step"] for r in log if "loss" in r] == list(range(1, STEPS + 1))
+    import grpo
+
+    assert "cross_entropy_loss" not in open(grpo.__file__).read()
+    assert "cross_entropy_loss=True" in open(sft.__file__).read()
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -364,3 +422,15 @@ def test_resume_on_other_items_is_refused(tiny_model_dir, tiny_data, tmp_path):
     before = utils.read_manifest(str(out))
     assert before["ids"] == [r["id"] for r in records[:2]]  # not rewritten
     assert training.prepare_output_dir(script_args, training_args, records[:2]).endswith("checkpoint-2")
+
+
+def test_a_missing_val_split_hints_at_training_without_it(tiny_model_dir, tmp_path):
+    import data
+
+    path = str(tmp_path / "no_val.json")
+    data.main(["--train", "8", "--val", "0", "--test", "2", "--test-ood", "0", "--out", path])
+    out = tmp_path / "out"
+    result = run_script("sft.py", *tiny_args(tiny_model_dir, path, out, "--max_steps", "1"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr and not out.exists()
+    assert result.stderr.strip().endswith("no records in split 'val' (evaluation needs it); pass --eval_strategy no "
+                                          "to train without it")
