@@ -207,10 +207,15 @@ def keep_run_record(stage, results):
             shutil.copyfile(src, os.path.join(seed_dir, f"{stage.results_name}_{name}"))
 
 
+EXTRAS = 4  # ranks from here on wait until every stage the primary contrasts need has finished
+
+
 def priority(name, config):
     """Start order among ready stages: what the pre-registered primary contrasts need comes first, so that a lease
     that runs out leaves the answer rather than the extras. S0, then the primary arms (GRPO first: the slowest),
-    then their evals on the primary benchmarks, then other training and sampling, then every other eval."""
+    then their evals on the primary benchmarks, then other training and sampling, then every other eval. The
+    extras (other training, sampling and evals) start only once the primary stages are done, not in free slots
+    beside them: sharing the GPU slows those."""
     primary = (config.get("contrasts") or {}).get("primary") or []
     arms = {c[k] for c in primary for k in ("a", "b")}
     suffixes = {c["benchmark"] if c.get("split", "test") == "test" else f"{c['benchmark']}_{c['split']}"
@@ -247,6 +252,8 @@ def run_stages(stages, results, outputs, jobs, dry_run):
     os.makedirs(os.path.join(outputs, "logs"), exist_ok=True)
     while pending or running:
         ready = sorted((s for s in pending if set(s.after) <= finished), key=lambda s: s.rank)
+        if any(s.rank < EXTRAS for s in pending + [r[0] for r in running.values()]):
+            ready = [s for s in ready if s.rank < EXTRAS]  # extras in free slots slowed S0 3x on 2026-12-03
         for stage in ready[:max(0, jobs - len(running))]:
             pending.remove(stage)
             if os.path.exists(stage.output):  # not ours, e.g. committed results: --resume would take them as complete

@@ -167,3 +167,22 @@ def test_primary_contrasts_stages_start_first():
         < first("seed1 eval grpo linear_equation") < first("seed1 sample rft") < first("seed1 eval s0 linear_equation")
     assert first("seed1 eval sft_more linear_equation_test_near") < first("seed1 train grpo_base")
     assert first("seed1 eval grpo gsm8k") > first("seed1 train sft_n1000")  # secondary benchmark: last tier
+
+
+def test_extras_wait_for_the_primary_stages_even_with_free_slots(tmp_path, capsys):
+    import sys
+
+    import study
+    results, outputs = str(tmp_path / "results"), str(tmp_path / "outputs")
+
+    def stage(name, rank, seconds):
+        out = str(tmp_path / f"{name}.done")
+        code = f"import time; time.sleep({seconds}); open({out!r}, 'w').close()"
+        return study.Stage(name, out, [sys.executable, "-c", code], rank=rank)
+
+    stages = [stage("seed1 train s0", 0, 0.5), stage("seed1 train extra", study.EXTRAS, 0),
+              stage("seed1 eval base x", study.EXTRAS + 1, 0)]
+    study.run_stages(stages, results, outputs, jobs=3, dry_run=False)
+    lines = [line.split(":")[0] + (" start" if "start" in line else " end") for line in capsys.readouterr().out.splitlines()]
+    assert lines.index("seed1 train s0 end") < lines.index("seed1 train extra start")
+    assert lines.index("seed1 train s0 end") < lines.index("seed1 eval base x start")
