@@ -60,7 +60,10 @@ def resolve_model(name):
     """Alias, local directory or hub id -> something from_pretrained accepts."""
     if name == SMOLLM2_ALIAS:
         return smollm2_path()
-    return name
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1  # a hub id is "name" or "org/name"
+    if looks_local and not os.path.isdir(os.path.expanduser(name)):
+        raise UserError(f"model folder not found: {name} (a local path; a hub id looks like 'org/name')")
+    return os.path.expanduser(name) if looks_local else name
 
 
 def default_device():
