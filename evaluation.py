@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import modeling
-from utils import (UserError, atomic_write_json, content_key, is_main_process, library_versions, process_info,
-                   read_json, read_manifest, wilson_interval)
+from utils import (UserError, atomic_write_json, content_key, is_main_process, library_versions, process_info, read_json,
+                   read_manifest, renamed_content_key, wilson_interval)
 
 SAMPLING_FIELDS = ("max_new_tokens", "num_samples", "temperature", "top_p", "top_k")
 GREEDY = {"num_samples": 1, "temperature": 0.0, "top_p": 1.0, "top_k": 0}
@@ -137,19 +137,23 @@ def items_hash(items):
 def check_overlap(items, trained_dirs, data, allow):
     """Items that the model folder (a full fine-tune) or the adapter was trained on, read from the training manifests
     they carry: by content (utils.content_key of the prompt; a manifest without content keys, written before them,
-    by its hashes, which are data.py's content keys), by stored hash, or by id in the same data file."""
+    by its hashes, which are data.py's content keys), with the variables renamed, by stored hash, or by id in the
+    same data file."""
     overlap = set()
     keys = {item["id"]: content_key(item) for item in items}
+    renamed = {item["id"]: renamed_content_key(item) for item in items}
     for directory in trained_dirs:
         manifest = read_manifest(directory) if directory and os.path.isdir(directory) else None
         if not manifest:
             continue
         hashes = set(manifest.get("hashes", []))
         trained_keys = set(manifest.get("content_keys") or hashes)
+        trained_renamed = set(manifest.get("renamed_content_keys", []))
         same_file = manifest.get("data_sha256") == data["data_sha256"]
         ids = set(manifest.get("ids", [])) if same_file else set()
         found = [item["id"] for item in items
-                 if keys[item["id"]] in trained_keys or item.get("hash") in hashes or item["id"] in ids]
+                 if keys[item["id"]] in trained_keys or renamed[item["id"]] in trained_renamed
+                 or item.get("hash") in hashes or item["id"] in ids]
         if found and not allow:
             raise UserError(
                 f"{len(found)} of {len(items)} items were in the training data of {directory} "

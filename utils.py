@@ -10,6 +10,7 @@ Parsers never raise; they return None when no answer can be read.
 """
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -198,6 +199,9 @@ def linear_is_correct(predicted, answer):
 VARIABLE_NAMES = "xyzwvutsrqpnmlkjhgfedcba"  # data.py names a system's variables in this order
 
 
+MAX_RENAMED_VARIABLES = 6  # 720 orders of the variables; larger systems are compared with their names
+
+
 def canonical_key(matrix, constants):
     """The system as a set of equations, each divided by its gcd with a positive leading term."""
     rows = []
@@ -222,6 +226,25 @@ def content_key(record):
     >>> content_key(a) == content_key({"prompt": "Solve\\n y + x=2\\nx = y"})
     True
     """
+    system = _prompt_system(record)
+    return system if isinstance(system, str) else key_hash(canonical_key(*system))
+
+
+def renamed_content_key(record):
+    """content_key with the variables' names ignored: the same system with x and y swapped, or written in a and b,
+    gets the same key (the least canonical form over the variables' orders; up to MAX_RENAMED_VARIABLES)."""
+    system = _prompt_system(record)
+    if isinstance(system, str):
+        return system
+    matrix, constants = system
+    if len(matrix[0]) > MAX_RENAMED_VARIABLES:
+        return key_hash(canonical_key(matrix, constants))
+    return key_hash(min(canonical_key([[row[i] for i in order] for row in matrix], constants)
+                        for order in itertools.permutations(range(len(matrix[0])))))
+
+
+def _prompt_system(record):
+    """(integer matrix, constants) of the equations in a record's user prompt, or a text key when it has none."""
     prompt = record.get("prompt")
     if isinstance(prompt, list):
         prompt = "\n".join(str(m.get("content", "")) for m in prompt if isinstance(m, dict) and m.get("role") == "user")
@@ -247,7 +270,7 @@ def content_key(record):
         scale = reduce(lambda a, b: a * b // gcd(a, b), (x.denominator for x in row), 1)
         matrix.append([int(x * scale) for x in row[:-1]])
         constants.append(int(row[-1] * scale))
-    return key_hash(canonical_key(matrix, constants))
+    return matrix, constants
 
 
 # ----------------------------------------------------------------------------
@@ -679,6 +702,7 @@ def write_manifest(output_dir, records, data_path, parent=None, parent_dir=None)
     """What a run trained on; with `parent` (the manifest of the model it started from, in `parent_dir`) that
     model's items too, so the eval scripts' guard covers the whole history."""
     hashes, keys = [r["hash"] for r in records], [content_key(r) for r in records]
+    renamed = [renamed_content_key(r) for r in records]
     manifest = {
         "data_file": os.path.abspath(data_path),
         "data_sha256": file_sha256(data_path),
@@ -686,6 +710,7 @@ def write_manifest(output_dir, records, data_path, parent=None, parent_dir=None)
         "ids": [r["id"] for r in records],
         "hashes": hashes,
         "content_keys": keys,  # what the eval scripts' guard compares (stored hashes can be copied or changed)
+        "renamed_content_keys": renamed,  # the same problems with other variable names
     }
     if parent:
         manifest["inherited"] = {"from": os.path.abspath(parent_dir), "data_sha256": parent.get("data_sha256"),
@@ -694,6 +719,8 @@ def write_manifest(output_dir, records, data_path, parent=None, parent_dir=None)
         # an older parent manifest has no content keys: its hashes are data.py's content keys
         parent_keys = parent.get("content_keys", parent["hashes"])
         manifest["content_keys"] = keys + [k for k in parent_keys if k not in set(keys)]
+        parent_renamed = parent.get("renamed_content_keys", [])
+        manifest["renamed_content_keys"] = renamed + [k for k in parent_renamed if k not in set(renamed)]
     atomic_write_json(os.path.join(output_dir, MANIFEST_NAME), manifest)
 
 
@@ -708,8 +735,9 @@ def read_manifest(adapter_dir):
     manifest = read_json(path, "training manifest")
     if not isinstance(manifest, dict) or not all(isinstance(manifest.get(k), list) for k in ("ids", "hashes")):
         raise UserError(f"{path} is not a training manifest (a mapping with 'ids' and 'hashes' lists)")
-    if not isinstance(manifest.get("content_keys", []), list):
-        raise UserError(f"{path}: 'content_keys' is not a list")
+    for field in ("content_keys", "renamed_content_keys"):
+        if not isinstance(manifest.get(field, []), list):
+            raise UserError(f"{path}: {field!r} is not a list")
     return manifest
 
 

@@ -329,3 +329,21 @@ def test_guard_compares_content_not_stored_hashes(tiny_model_dir, adapter_dir, t
     assert "test-0001" in bad_run(tmp_path, "--model", tiny_model_dir, "--adapter", str(trained), "--limit", "3",
                                   data=tiny_data)
 
+
+
+def test_guard_sees_a_copy_with_its_variables_renamed(tiny_data, tmp_path):
+    import evaluation
+    _, records = copied_test_item(tiny_data, tmp_path, "renamed.json")
+    train = next(r for r in records if r["id"] == "train-0000")
+    user = train["prompt"][1]["content"]
+    renamed = user.replace("x", "#").replace("y", "x").replace("#", "y")  # x <-> y: another column order
+    train["prompt"] = [train["prompt"][0], {"role": "user", "content": renamed}]
+    assert utils.content_key(train) != utils.content_key(next(r for r in records if r["id"] == "test-0001"))
+    trained = tmp_path / "model"
+    os.makedirs(trained)
+    utils.write_manifest(str(trained), [train], tiny_data)
+    items = utils.load_split(tiny_data, "test")
+    data = {"data_sha256": "another file"}
+    assert evaluation.check_overlap(items, [str(trained)], data, allow=True) == 1
+    with pytest.raises(utils.UserError, match="test-0001"):
+        evaluation.check_overlap(items, [str(trained)], data, allow=False)
