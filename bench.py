@@ -1,6 +1,6 @@
 """Benchmark our generation, GRPO and SFT paths against plain transformers / stock TRL on one device.
 
-    python bench.py                        # GPU: Qwen2.5-1.5B shape (random bf16 weights), every part, ~7 min
+    python bench.py                        # GPU: Qwen2.5-1.5B shape (random bf16 weights, loaded from disk), every part
     python bench.py --parts grpo --grpo-variants lora
     python bench.py --device cpu --model tiny --eval-prompts 8 --eval-tokens 8 --grpo-prompts 2 \\
         --grpo-generations 2 --grpo-tokens 8 --grpo-steps 1 --sft-steps 1 --sft-batch 2   # CPU smoke run (CI)
@@ -11,11 +11,13 @@ Parts (--parts, run in this order; each one's failure is recorded in the JSON an
   GRPO computes LM-head logits for completion tokens only).
 - eval: generation.py (what evaluation.py runs) against plain `model.generate` (dynamic cache) on GSM8K chat
   prompts, greedy, --eval-tokens new tokens (random weights never stop); wall time includes loading the
-  model (random init here) and compiling. Plain generate may run on the first --plain-prompts prompts only
+  model (random weights are saved as safetensors first, untimed, and loaded from disk: --eval-load) and
+  compiling. Plain generate may run on the first --plain-prompts prompts only
   and be scaled to all of them: the table says so. Greedy tokens of both paths are compared per prompt.
 - grpo: one optimizer step of grpo.py's trainer with --fast_generation against stock TRL GRPOTrainer on the
   same config (P prompts x G generations x T tokens, linear-equation prompts), full fine-tune and LoRA r=64:
-  median step time after warm-up steps (the first records the CUDA graph), completion tokens/s, peak GPU memory.
+  median step time and spread over --grpo-steps steps after warm-up (the first records the CUDA graph), completion
+  tokens/s, peak GPU memory; mixed precision follows --dtype (none for fp32 weights, as the SmolLM2 study).
   The loss code is TRL's in both (only the generation hook differs), so losses match by construction.
 - sft: tokens/s (non-padding) of sft.py's trainer, which is stock TRL SFTTrainer plus our config (there is
   no separate fast path to compare).
@@ -51,6 +53,7 @@ QWEN_1_5B = dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
 TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
             rope_theta=1e6, rms_norm_eps=1e-6, tie_word_embeddings=True, max_position_embeddings=4096)
 GiB = 2**30
+RANDOM_SAVED = "random weights, saved"  # build_model: load args.random_dir
 
 
 def parse_args(argv=None):
@@ -61,7 +64,11 @@ def parse_args(argv=None):
                    "(random 2-layer Qwen2, for CPU tests), or a local directory / hub id of real weights")
     p.add_argument("--tokenizer", default=os.path.join("..", "shared", "models", "qwen-tokenizer"),
                    help="tokenizer directory for the random models (real weights bring their own)")
-    p.add_argument("--dtype", default=None, help="weights dtype; default bf16 on cuda, fp32 on cpu")
+    p.add_argument("--dtype", default=None, help="weights dtype (bf16, fp16, fp32); default bf16 on cuda, fp32 on "
+                   "cpu. Training runs under mixed precision of the same dtype (none for fp32), as the study's runs")
+    p.add_argument("--eval-load", default="disk", choices=["disk", "memory"],
+                   help="random weights: disk = saved once as safetensors, then the timed eval loads them as a user "
+                        "would (the wall time counts it); memory = built in place (no load cost)")
     p.add_argument("--parts", default="floor,eval,grpo,sft", help="comma-separated subset of floor,eval,grpo,sft")
     p.add_argument("--gsm8k-dir", default=os.environ.get("GSM8K_DIR", os.path.join("..", "shared", "data", "gsm8k")),
                    help="folder with GSM8K test.jsonl; if missing, synthetic prompts of GSM8K length (table says so)")
@@ -82,7 +89,7 @@ def parse_args(argv=None):
     p.add_argument("--grpo-prompts", type=int, default=8, help="prompts per optimizer step")
     p.add_argument("--grpo-generations", type=int, default=8, help="completions per prompt")
     p.add_argument("--grpo-tokens", type=int, default=256, help="max completion tokens")
-    p.add_argument("--grpo-steps", type=int, default=3, help="timed optimizer steps (median reported)")
+    p.add_argument("--grpo-steps", type=int, default=10, help="timed optimizer steps (median and spread reported)")
     p.add_argument("--eager-decode", action="store_true",
                    help="GRPO fast path: record the decode step uncompiled (grpo.py --compile_decode false)")
     p.add_argument("--compile-layers", action="store_true",
@@ -90,7 +97,7 @@ def parse_args(argv=None):
     p.add_argument("--grpo-beta", type=float, default=0.0, help="KL coefficient (TRL's default 0: no reference model)")
     p.add_argument("--warmup-steps", type=int, default=1, help="untimed steps first (GRPO, SFT): graph recording, allocator")
     p.add_argument("--lora-r", type=int, default=64, help="LoRA rank (alpha = rank, all 7 projections, as the study)")
-    p.add_argument("--sft-steps", type=int, default=5, help="timed SFT optimizer steps")
+    p.add_argument("--sft-steps", type=int, default=10, help="timed SFT optimizer steps (median reported)")
     p.add_argument("--sft-batch", type=int, default=16, help="SFT batch size (study: 16)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, data and sampling")
     p.add_argument("--no-unsloth", action="store_true",
@@ -102,7 +109,7 @@ def parse_args(argv=None):
     if not args.grpo_paths or set(args.grpo_paths.split(",")) - {"fast", "stock"}:
         p.error("--grpo-paths takes fast, stock or fast,stock")
     args.device = torch.device(args.device)
-    args.dtype = getattr(torch, args.dtype) if args.dtype else modeling.default_dtype(args.device.type)
+    args.dtype = modeling.parse_dtype(args.dtype) if args.dtype else modeling.default_dtype(args.device.type)
     name = torch.cuda.get_device_name(args.device) if args.device.type == "cuda" else "cpu"
     args.device_name = name
     args.out = args.out or os.path.join("results", "bench", "bench_" + name.lower().replace(" ", "_") + ".json")
@@ -142,11 +149,20 @@ def build_model(args, tokenizer):
                              pad_token_id=tokenizer.pad_token_id)
         with torch.device(args.device):
             model = AutoModelForCausalLM.from_config(config, dtype=args.dtype)
+    elif args.model == RANDOM_SAVED:
+        model = load_pretrained(args.random_dir, dtype=args.dtype).to(args.device)
     else:
         model = load_pretrained(args.model, dtype=args.dtype).to(args.device)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model
+
+
+def save_random_model(args, tokenizer, folder):
+    """The random model as a checkpoint on disk (untimed), so that a timed build loads it as a user would."""
+    build_model(args, tokenizer).save_pretrained(folder)
+    cleanup()
+    return argparse.Namespace(**{**vars(args), "model": RANDOM_SAVED, "random_dir": folder})
 
 
 def eval_prompts(args):
@@ -258,6 +274,13 @@ def decode_floor(floor, rows, steps, context):
 
 
 def bench_eval(args, tokenizer, floor):
+    with tempfile.TemporaryDirectory() as folder:
+        if args.eval_load == "disk" and args.model in ("qwen1.5b", "tiny"):
+            args = save_random_model(args, tokenizer, folder)
+        return timed_eval(args, tokenizer, floor)
+
+
+def timed_eval(args, tokenizer, floor):
     prompts, source = eval_prompts(args)
     start = time.perf_counter()
     model = build_model(args, tokenizer).eval()
@@ -294,7 +317,7 @@ def bench_eval(args, tokenizer, floor):
     return {
         "prompts": len(prompts), "source": source, "new_tokens": args.eval_tokens, "batch_size": batch_size,
         "batches": batches, "batch_width": width,  # ours; plain generate takes batch_size prompts at a time
-        "load_s": round(load_s, 2),
+        "load_s": round(load_s, 2), "load": "built in memory" if args.model in ("qwen1.5b", "tiny") else "from disk",
         "fast": {"generate_s": round(fast_s, 2), "wall_s": round(load_s + fast_s, 2), "tokens": fast_tokens,
                  "tokens_per_s": round(fast_tokens / fast_s, 1),
                  "static_cache": cuda and batches * args.eval_tokens >= generation.STATIC_MIN_STEPS,  # its "auto"
@@ -319,7 +342,8 @@ def grpo_trainer(args, tokenizer, lora, fast, output_dir):
         output_dir=output_dir, per_device_train_batch_size=args.grpo_generations,
         num_generations=args.grpo_generations, gradient_accumulation_steps=args.grpo_prompts,
         max_completion_length=args.grpo_tokens, max_steps=steps, beta=args.grpo_beta, seed=args.seed,
-        logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, use_vllm=False)
+        logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, use_vllm=False,
+        bf16=args.dtype == torch.bfloat16, fp16=args.dtype == torch.float16)
     script_args = grpo.ScriptArguments(fast_generation=fast, val_steps=0, compile_decode=not args.eager_decode,
                                       compile_layers=args.compile_layers)
     peft_config = lora_config(args) if lora else None
@@ -342,6 +366,7 @@ def bench_grpo(args, tokenizer, floor, lora, fast):
         lengths = [log["completions/mean_length"] for log in clock.logs if "completions/mean_length" in log]
         trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         result = {"trainer": type(trainer).__name__, "step_s": round(statistics.median(seconds), 3),
+                  "step_min_s": round(min(seconds), 3), "step_max_s": round(max(seconds), 3),
                   "steps_s": [round(s, 3) for s in seconds], "first_step_s": round(clock.ends[0][0] - clock.start, 2),
                   "peak_gib": peak_gib(args.device), "trainable_params": trainable}
         rows = args.grpo_prompts * args.grpo_generations
@@ -405,14 +430,15 @@ def table(results):
         note = (f"{e['prompts']} x {e['new_tokens']} tok, {e['source']}, {e['batches']} batches of "
                 f"{e['batch_width']} rows (plain generate: {e['batch_size']}), {e['greedy_match']} (mean common prefix "
                 f"{e['greedy_common_prefix']} tok); wall incl. load "
-                f"{e['load_s']} s; generation alone {e['speedup_generate']}x")
+                f"({e.get('load', 'built in memory')}) {e['load_s']} s; generation alone {e['speedup_generate']}x")
         rows.append(f"| eval | generation.py | {e['fast']['wall_s']} s wall | {e['fast']['tokens_per_s']} | - | "
                     f"{e['speedup_wall']}x | {e['floor_s']} s | {ratio} | {note} |")
         p = e["plain"]
         extra = (f"EXTRAPOLATED from {p['measured_prompts']} prompts ({p['measured_s']} s)" if p["extrapolated"]
                  else "measured in full")
-        rows.append(f"| eval | plain generate | {p['wall_s']} s wall | {p['tokens_per_s']} | - | 1x | - | - | "
-                    f"{extra} |")
+        plain_ratio = f"{e['floor_s'] / p['wall_s']:.2f}" if e["floor_s"] else "-"
+        rows.append(f"| eval | plain generate | {p['wall_s']} s wall | {p['tokens_per_s']} | - | 1x | {e['floor_s']} s | "
+                    f"{plain_ratio} | {extra} |")
     for variant in ("full", "lora"):
         g = parts.get(f"grpo_{variant}", {})
         for path in ("fast", "stock"):
@@ -427,7 +453,8 @@ def table(results):
             rows.append(f"| grpo {variant} | {r['trainer']} | {r['step_s']} s/step (median) | "
                         f"{r['completion_tokens_per_s']} | {r['peak_gib']} | {speed} | {r.get('floor_s')} s | "
                         f"{ratio} | "
-                        f"steps {r['steps_s']}, first (incl. warm-up) {r['first_step_s']} s |")
+                        f"{len(r['steps_s'])} steps, {r.get('step_min_s')}-{r.get('step_max_s')} s; first (incl. warm-up) "
+                        f"{r['first_step_s']} s |")
     s = parts.get("sft", {})
     if "tokens_per_s" in s:
         ratio = f"{s['tokens_per_s'] / s['floor_tokens_per_s']:.2f}" if s["floor_tokens_per_s"] else "-"

@@ -31,6 +31,7 @@ def test_bench_cpu_smoke(tmp_path):
     assert ev["source"].startswith("GSM8K")
     assert (ev["batches"], ev["batch_width"]) == (2, 3)  # 6 prompts at --eval-batch-size 4: 3 + 3, not 4 + 2
     assert len(ev["fast"]["repeats_s"]) == 2 and ev["fast"]["repeats_s"][0] == ev["fast"]["generate_s"]
+    assert ev["load"] == "from disk" and "(from disk)" in saved["table"]  # the random model saved, then loaded
     assert isinstance(ev["fast"]["first_minus_best_repeat_s"], float)
     for variant in ("grpo_full", "grpo_lora"):
         pair = saved["parts"][variant]
@@ -38,11 +39,14 @@ def test_bench_cpu_smoke(tmp_path):
         for path in ("fast", "stock"):
             assert pair[path]["step_s"] > 0 and pair[path]["completion_tokens_per_s"] > 0
             assert len(pair[path]["steps_s"]) == 2 and pair[path]["floor_s"] > 0
+            assert pair[path]["step_min_s"] <= pair[path]["step_s"] <= pair[path]["step_max_s"]
         assert pair["speedup"] > 0
     trainable = [saved["parts"][v]["fast"]["trainable_params"] for v in ("grpo_lora", "grpo_full")]
     assert trainable[0] < trainable[1]
     assert sft["tokens_per_s"] > 0 and sft["floor_tokens_per_s"] > 0
     assert "grpo lora" in saved["table"] and "EXTRAPOLATED" in saved["table"]
+    assert all(line.split("|")[8].strip() != "-" for line in saved["table"].splitlines()
+               if line.startswith(("| eval", "| grpo", "| sft")))  # floor / time on every timed row
 
 
 
