@@ -42,8 +42,8 @@ import grpo
 import modeling
 import sft
 import training
-from modeling import LORA_TARGETS, load_pretrained, load_tokenizer
-from utils import atomic_write_json, gsm8k_prompt, library_versions, load_gsm8k
+from modeling import load_pretrained, load_tokenizer
+from utils import LORA_R, LORA_TARGETS, atomic_write_json, gsm8k_prompt, library_versions, load_gsm8k
 
 QWEN_1_5B = dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
                  num_key_value_heads=2, vocab_size=151936, rope_theta=1e6, rms_norm_eps=1e-6,
@@ -89,7 +89,7 @@ def parse_args(argv=None):
                    help="GRPO fast path: the training step's decoder stack compiled (grpo.py --compile_layers)")
     p.add_argument("--grpo-beta", type=float, default=0.0, help="KL coefficient (TRL's default 0: no reference model)")
     p.add_argument("--warmup-steps", type=int, default=1, help="untimed steps first (GRPO, SFT): graph recording, allocator")
-    p.add_argument("--lora-r", type=int, default=64, help="LoRA rank (alpha = rank, all 7 projections, as the study)")
+    p.add_argument("--lora-r", type=int, default=LORA_R, help="LoRA rank (alpha = rank, all 7 projections, as the study)")
     p.add_argument("--sft-steps", type=int, default=5, help="timed SFT optimizer steps")
     p.add_argument("--sft-batch", type=int, default=16, help="SFT batch size (study: 16)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, data and sampling")

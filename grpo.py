@@ -38,12 +38,12 @@ from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer, ModelConfig
 
 from training import JsonlLogCallback, ModelArguments, prepare_output_dir
-from utils import (UserError, cli, correctness_reward, format_reward, is_main_process, load_split, process_info,
+from utils import (GRPO_MAX_COMPLETION_LENGTH, GRPO_MAX_PROMPT_TOKENS, WRONG_BUT_WELL_FORMED_CREDIT, UserError, cli,
+                   correctness_reward, format_reward, is_main_process, load_split, process_info,
                    trace_reward)
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
 FAST_GENERATION_MODEL_TYPES = ("llama", "qwen2")  # what fast_grpo's equality tests run (SmolLM2, Qwen2.5)
-MAX_PROMPT_TOKENS = 512  # Unsloth/vLLM sequence budget = this + max_completion_length (our prompts: ~200)
 
 # ----------------------------------------------------------------------------
 # Arguments
@@ -61,7 +61,7 @@ class ScriptArguments(training.RunArguments):
                 "well-formed but wrong, else 0), format (the <think>/<answer> tags, graded; constant once SFT "
                 "taught the format, so leave it out after SFT), trace (1 when every line of the worked solution "
                 "checks, utils.check_trace: a process reward)."})
-    wrong_credit: float = field(default=0.1, metadata={
+    wrong_credit: float = field(default=WRONG_BUT_WELL_FORMED_CREDIT, metadata={
         "help": "Correctness reward for a well-formed but wrong answer (study: 0.1; 0 = correct answers only)."})
     partial_credit: bool = field(default=False, metadata={
         "help": "Linear systems: a well-formed answer that is not fully right earns the share of variables it "
@@ -105,7 +105,7 @@ class GRPOArguments(GRPOConfig):
                 "Completions per step = this x gradient_accumulation_steps; it must divide by num_generations."})
     gradient_accumulation_steps: int = field(default=8, metadata={
         "help": "Micro-batches per optimizer step: 8 x 6 completions = 8 prompts x 6 generations (study)."})
-    max_completion_length: int | None = field(default=384, metadata={
+    max_completion_length: int | None = field(default=GRPO_MAX_COMPLETION_LENGTH, metadata={
         "help": "Tokens per completion; longer ones are cut (study: 384)."})
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of the completions (study: 0.7)."})
     beta: float = field(default=0.04, metadata={
@@ -258,7 +258,7 @@ def build_model(script_args, model_args, training_args):
     if training.uses_unsloth(model_args) and training_args.use_vllm:
         # fast_inference: Unsloth runs vLLM in this process, sharing the LoRA weights
         kwargs = dict(fast_inference=True, gpu_memory_utilization=training_args.vllm_gpu_memory_utilization)
-    return training.load_model_for_run(model_args, MAX_PROMPT_TOKENS + training_args.max_completion_length,
+    return training.load_model_for_run(model_args, GRPO_MAX_PROMPT_TOKENS + training_args.max_completion_length,
                                        training_args.seed, training_args.gradient_checkpointing,
                                        script_args.init_adapter, **kwargs)
 

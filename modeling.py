@@ -17,7 +17,6 @@ DEFAULT_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
 SMOLLM2_ALIAS = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_DIR = os.environ.get("SMOLLM2_CACHE", os.path.expanduser("~/.cache/grpo-vs-sft/smollm2-135m"))
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def smollm2_gguf_path():

@@ -30,7 +30,7 @@ import torch
 from trl import ModelConfig, SFTConfig, SFTTrainer
 
 from training import JsonlLogCallback, ModelArguments, select_train
-from utils import UserError, cli, is_main_process, load_split
+from utils import MAX_NEW_TOKENS, SFT_MAX_LENGTH, UserError, cli, is_main_process, load_split
 
 # ----------------------------------------------------------------------------
 # Arguments
@@ -59,7 +59,7 @@ class SFTArguments(SFTConfig):
     warmup_steps: float = field(default=0.1, metadata={
         "help": "Linear warmup: steps, or a fraction of all steps if < 1 (study: 0.1)."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (study: 0.01)."})
-    max_length: int | None = field(default=768, metadata={
+    max_length: int | None = field(default=SFT_MAX_LENGTH, metadata={
         "help": "Longest tokenized prompt + response; longer ones are cut at the end (study: 768)."})
     seed: int = field(default=3407, metadata={"help": "Seed for LoRA init, shuffling and dropout (study: 3407)."})
     logging_steps: float = field(default=1, metadata={"help": "Log loss and learning rate every N steps."})
@@ -185,7 +185,7 @@ def main(argv=None):
     model, tokenizer, peft_config = build_model(model_args, training_args, script_args.init_adapter)
     trainer = build_trainer(model, tokenizer, peft_config, training_args, train_ds,
                             val_ds if training_args.eval_strategy != "no" else None)
-    training.add_run_callbacks(trainer, script_args, 6, 512, val_records[:script_args.val_limit],
+    training.add_run_callbacks(trainer, script_args, 6, MAX_NEW_TOKENS, val_records[:script_args.val_limit],
                                script_args.data, cross_entropy_loss=True)
     train(trainer, checkpoint)
     return save(trainer, tokenizer, train_records, script_args, model_args, training_args)

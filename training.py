@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass, field
 
 # pure Python: safe to import before Unsloth
-from utils import (MANIFEST_NAME, UserError, atomic_write_json, is_main_process, library_versions, process_info,
-                   read_json, read_jsonl, read_manifest, write_manifest)
+from utils import (LORA_ALPHA, LORA_R, LORA_TARGETS, MANIFEST_NAME, MAX_NEW_TOKENS, UserError, atomic_write_json,
+                   is_main_process, library_versions, process_info, read_json, read_jsonl, read_manifest, write_manifest)
 
 
 def unsloth_usable():
@@ -40,7 +40,7 @@ if unsloth_usable() and "--no-unsloth" not in sys.argv and "--no_unsloth" not in
 from transformers import TrainerCallback  # noqa: E402  (after unsloth, on purpose)
 from trl import ModelConfig, TrlParser  # noqa: E402
 
-from modeling import DEFAULT_MODEL, LORA_TARGETS, load_pretrained, load_tokenizer, resolve_model  # noqa: E402
+from modeling import DEFAULT_MODEL, load_pretrained, load_tokenizer, resolve_model  # noqa: E402
 
 LOG_NAME = "train_log.jsonl"
 
@@ -108,12 +108,13 @@ class ModelArguments(ModelConfig):
     use_peft: bool = field(default=True, metadata={
         "help": "Train a LoRA adapter (default); --use_peft false fine-tunes every weight and saves a model folder "
                 "that the eval scripts' --model and the trainers' --model_name_or_path load (small models)."})
-    lora_r: int = field(default=64, metadata={"help": "LoRA rank (study: 64)."})
-    lora_alpha: int = field(default=64, metadata={"help": "LoRA alpha (study: 64, i.e. scale alpha/r = 1)."})
+    lora_r: int = field(default=LORA_R, metadata={"help": f"LoRA rank (study: {LORA_R}; utils.LORA_R)."})
+    lora_alpha: int = field(default=LORA_ALPHA, metadata={
+        "help": f"LoRA alpha (study: {LORA_ALPHA}, i.e. scale alpha/r = 1; utils.LORA_ALPHA)."})
     lora_dropout: float = field(default=0.0, metadata={
         "help": "LoRA dropout; 0 keeps Unsloth's fast LoRA kernels usable."})
     lora_target_modules: list[str] | None = field(default_factory=lambda: list(LORA_TARGETS), metadata={
-        "help": "Modules that get LoRA (default: all attention and MLP projections)."})
+        "help": "Modules that get LoRA (default: all attention and MLP projections, utils.LORA_TARGETS)."})
     unsloth: bool = field(default=True, metadata={
         "help": "Use Unsloth's FastLanguageModel when a CUDA GPU is present and unsloth imports; "
                 "--no-unsloth forces plain transformers + PEFT."})
@@ -209,7 +210,8 @@ class RunArguments:
     val_batch_size: int | None = field(default=None, metadata={
         "help": "Generation batch size for validation (default: generation.py's, 256 on CUDA, 16 on CPU)."})
     val_max_new_tokens: int | None = field(default=None, metadata={
-        "help": "Generation budget of a validation answer (default: grpo.py's --max_completion_length; sft.py 512)."})
+        "help": "Generation budget of a validation answer (default: grpo.py's --max_completion_length; sft.py "
+                f"{MAX_NEW_TOKENS}, utils.MAX_NEW_TOKENS)."})
 
 
 def check_sizes(training_args, **extra):
