@@ -4,8 +4,6 @@ with --compile_layers the training step's decoder stack compiled (bench.py measu
     from fast_grpo import FastGenerationGRPOTrainer   # takes GRPOTrainer's arguments; grpo.build_trainer sets it up
 """
 
-import training  # noqa: F401, I001  (first: it imports Unsloth before transformers/TRL where Unsloth can run)
-
 import contextlib
 import functools
 import warnings

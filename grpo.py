@@ -25,21 +25,27 @@ rewards/<function>/mean, frac_reward_zero_std, completions/mean_length, kl, loss
 training_manifest.json and checkpoints for --resume. Every GRPOConfig / ModelConfig flag works: --help.
 """
 
-import training  # noqa: I001  (first: it imports Unsloth before transformers/TRL where Unsloth can run)
-
 import importlib.util
 import os
 import shutil
+import sys
 import warnings
 from dataclasses import asdict, dataclass, field
 
-import torch
-from transformers import TrainerCallback
-from trl import GRPOConfig, GRPOTrainer, ModelConfig
+import modeling  # imports nothing from the HF stack
 
-from training import JsonlLogCallback, ModelArguments, prepare_output_dir
-from utils import (GRPO_MAX_COMPLETION_LENGTH, GRPO_MAX_PROMPT_TOKENS, WRONG_BUT_WELL_FORMED_CREDIT, UserError, cli,
-                   correctness_reward, format_reward, is_main_process, load_split, process_info,
+# Unsloth patches transformers/TRL/PEFT when imported, so it is chosen before they load: USE_UNSLOTH=0/1 (unset:
+# where usable; the notebooks set it in their config cell), or --no_unsloth on this script's command line
+modeling.import_unsloth(sys.argv[1:] if __name__ == "__main__" else ())
+
+import torch  # noqa: E402  (this and the imports below: after the Unsloth choice, on purpose)
+from transformers import TrainerCallback  # noqa: E402
+from trl import GRPOConfig, GRPOTrainer, ModelConfig  # noqa: E402
+
+import training  # noqa: E402
+from training import JsonlLogCallback, ModelArguments, prepare_output_dir  # noqa: E402
+from utils import (GRPO_MAX_COMPLETION_LENGTH, GRPO_MAX_PROMPT_TOKENS, WRONG_BUT_WELL_FORMED_CREDIT,  # noqa: E402
+                   UserError, cli, correctness_reward, format_reward, is_main_process, load_split, process_info,
                    trace_reward)
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")

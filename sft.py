@@ -12,8 +12,8 @@ batch 16, warmup 10%, weight decay 0.01, max length 768, seed 3407. One delibera
 computed on the assistant response only. The original also trained on the prompt, which preceded its
 GSM8K collapse; --loss-on-prompt restores that behaviour for the ablation. The eval loss is measured on
 the val split; the test splits are never read. On a CUDA GPU with Unsloth installed the model is loaded
-with Unsloth's FastLanguageModel (--load_in_4bit for QLoRA); elsewhere, or with --no-unsloth, with
-transformers + PEFT. Both paths save a standard PEFT adapter.
+with Unsloth's FastLanguageModel (--load_in_4bit for QLoRA); elsewhere, or with --no_unsloth (or the environment
+variable USE_UNSLOTH=0, which notebooks set), with transformers + PEFT. Both paths save a standard PEFT adapter.
 
 The output dir holds the adapter, the tokenizer, run_config.json, versions.json, train_log.jsonl (one JSON
 dict per log: loss, eval_loss, learning_rate ...), training_manifest.json (the trained items, for the eval
@@ -21,16 +21,22 @@ scripts' contamination guard) and checkpoints for --resume. Every SFTConfig / Mo
 `python sft.py --help`.
 """
 
-import training  # noqa: I001  (first: it imports Unsloth before transformers/TRL where Unsloth can run)
-
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 
-import torch
-from trl import ModelConfig, SFTConfig, SFTTrainer
+import modeling  # imports nothing from the HF stack
 
-from training import JsonlLogCallback, ModelArguments, select_train
-from utils import MAX_NEW_TOKENS, SFT_MAX_LENGTH, UserError, cli, is_main_process, load_split
+# Unsloth patches transformers/TRL/PEFT when imported, so it is chosen before they load: USE_UNSLOTH=0/1 (unset:
+# where usable; the notebooks set it in their config cell), or --no_unsloth on this script's command line
+modeling.import_unsloth(sys.argv[1:] if __name__ == "__main__" else ())
+
+import torch  # noqa: E402  (this and the imports below: after the Unsloth choice, on purpose)
+from trl import ModelConfig, SFTConfig, SFTTrainer  # noqa: E402
+
+import training  # noqa: E402
+from training import JsonlLogCallback, ModelArguments, select_train  # noqa: E402
+from utils import MAX_NEW_TOKENS, SFT_MAX_LENGTH, UserError, cli, is_main_process, load_split  # noqa: E402
 
 # ----------------------------------------------------------------------------
 # Arguments

@@ -1,15 +1,14 @@
 """What sft.py and grpo.py share: model/LoRA options, loading, datasets, resume, the JSONL log, finishing a run.
 
-Unsloth patches transformers, TRL and PEFT when it is imported, so it must be imported before them. Every
-trainer imports this module before anything from the HF stack, and this module imports Unsloth first
-where it can run (a CUDA GPU and the package installed, one process) unless `--no-unsloth` is on the command line.
+Importing this module imports no Unsloth: Unsloth patches transformers, TRL and PEFT when it is imported, so
+sft.py and grpo.py call modeling.import_unsloth() at their top, before this module and the HF stack load
+(USE_UNSLOTH=0/1, unset: where usable; --no_unsloth on their command line). uses_unsloth() then picks its path.
 
 Several GPUs: `accelerate launch --config_file configs/accelerate/ddp.yaml sft.py ...` (or zero2/zero3.yaml).
 The Trainer places each process's model on its GPU; only the main process (RANK 0) writes files.
 """
 
 import dataclasses
-import importlib.util
 import json
 import math
 import os
@@ -18,29 +17,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-# pure Python: safe to import before Unsloth
 from utils import (LORA_ALPHA, LORA_R, LORA_TARGETS, MANIFEST_NAME, MAX_NEW_TOKENS, UserError, atomic_write_json,
                    is_main_process, library_versions, process_info, read_json, read_jsonl, read_manifest, write_manifest)
 
+from transformers import TrainerCallback
+from trl import ModelConfig, TrlParser
 
-def unsloth_usable():
-    """Unsloth needs a CUDA GPU and, here, one process (its open-source release trains on one GPU); import it
-    only then (it patches transformers/TRL on import)."""
-    import torch
-
-    return torch.cuda.is_available() and importlib.util.find_spec("unsloth") is not None and process_info()[1] == 1
-
-
-if unsloth_usable() and "--no-unsloth" not in sys.argv and "--no_unsloth" not in sys.argv:
-    try:
-        import unsloth  # noqa: F401
-    except Exception as e:  # unsupported GPU, broken install, version clash: the plain path still works
-        print(f"unsloth is installed but does not import ({type(e).__name__}: {e}); using transformers + PEFT")
-
-from transformers import TrainerCallback  # noqa: E402  (after unsloth, on purpose)
-from trl import ModelConfig, TrlParser  # noqa: E402
-
-from modeling import DEFAULT_MODEL, load_pretrained, load_tokenizer, resolve_model  # noqa: E402
+from modeling import DEFAULT_MODEL, load_pretrained, load_tokenizer, resolve_model
 
 LOG_NAME = "train_log.jsonl"
 
@@ -116,8 +99,8 @@ class ModelArguments(ModelConfig):
     lora_target_modules: list[str] | None = field(default_factory=lambda: list(LORA_TARGETS), metadata={
         "help": "Modules that get LoRA (default: all attention and MLP projections, utils.LORA_TARGETS)."})
     unsloth: bool = field(default=True, metadata={
-        "help": "Use Unsloth's FastLanguageModel when a CUDA GPU is present and unsloth imports; "
-                "--no-unsloth forces plain transformers + PEFT."})
+        "help": "Use Unsloth's FastLanguageModel when a CUDA GPU is present and unsloth imports (env USE_UNSLOTH=0 "
+                "keeps it out too); --no_unsloth forces plain transformers + PEFT."})
 
     def __post_init__(self):
         super().__post_init__()
@@ -135,8 +118,8 @@ class ModelArguments(ModelConfig):
 
 
 def uses_unsloth(model_args):
-    """Unsloth only when asked for, possible, and already imported above (importing it late is unsafe); its LoRA
-    path only (full fine-tuning takes the plain path)."""
+    """Unsloth only when asked for, possible, and already imported by modeling.import_unsloth (importing it late is
+    unsafe); its LoRA path only (full fine-tuning takes the plain path)."""
     return model_args.unsloth and model_args.use_peft and "unsloth" in sys.modules
 
 
