@@ -2,6 +2,8 @@
 with --compile_layers the training step's decoder stack compiled (bench.py measures both against stock TRL).
 
     from fast_grpo import FastGenerationGRPOTrainer   # takes GRPOTrainer's arguments; grpo.build_trainer sets it up
+
+The TRL/transformers internals it relies on are listed in training.LIBRARY_INTERNALS (tests/test_internals.py).
 """
 
 import contextlib

@@ -301,6 +301,7 @@ def use_fast_generation(model, script_args, training_args):
 
 
 def build_trainer(model, tokenizer, peft_config, script_args, training_args, train_ds, val_records=()):
+    training.patch_trl_logprobs_for_cpu(training_args.device)  # off CUDA only
     fast = use_fast_generation(model, script_args, training_args)
     trainer_class = GRPOTrainer
     if fast:  # imported only when chosen: it overrides a TRL-internal hook

@@ -142,6 +142,7 @@ def build_model(model_args, training_args, init_adapter=None):
 
 
 def build_trainer(model, tokenizer, peft_config, training_args, train_ds, val_ds=None):
+    training.patch_trl_logprobs_for_cpu(training_args.device)  # off CUDA only
     return SFTTrainer(
         model=model,
         args=training_args,

@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass, field
 
 from utils import (LORA_ALPHA, LORA_R, LORA_TARGETS, MANIFEST_NAME, MAX_NEW_TOKENS, UserError, atomic_write_json,
-                   is_main_process, library_versions, process_info, read_json, read_jsonl, read_manifest, write_manifest)
+                   is_main_process, library_versions, process_info, read_json, read_jsonl, read_manifest,
+                   write_manifest)
 
 from transformers import TrainerCallback
 from trl import ModelConfig, TrlParser
@@ -28,11 +29,39 @@ from modeling import DEFAULT_MODEL, load_pretrained, load_tokenizer, resolve_mod
 LOG_NAME = "train_log.jsonl"
 
 # ----------------------------------------------------------------------------
+# Library internals the project touches: each one here, used only on the path named, and checked against these
+# versions; tests/test_internals.py fails when one of them is gone or changes its parameters.
+
+CHECKED_AGAINST = {"trl": "1.15.0", "transformers": "5.17.0"}
+LIBRARY_INTERNALS = {
+    "trl.trainer.utils._ChunkedLogProbFunction":
+        "replaced by patch_trl_logprobs_for_cpu when sft.py/grpo.py build a trainer off CUDA",
+    "trl.GRPOTrainer._generate_single_turn":
+        "overridden by fast_grpo.FastGenerationGRPOTrainer (grpo.py --fast_generation), which also reads the "
+        "trainer's use_vllm, use_transformers_continuous_batching, min_p, repetition_penalty attributes",
+    "trl.GRPOTrainer.training_step": "wrapped by fast_grpo (fused norms, --compile_layers)",
+    "trl.GRPOTrainer.compute_loss": "wrapped by fast_grpo (drops PEFT's repeated input-grad hooks)",
+    "transformers.modeling_layers.GradientCheckpointingLayer": "fast_grpo.decoder_stacks finds the decoder stack",
+    "transformers.AttentionInterface.register":
+        "generation.py registers its one-token GQA attention for the decode (eval scripts, --fast_generation)",
+    "transformers.masking_utils.ALL_MASK_ATTENTION_FUNCTIONS": "generation.py: SDPA's masks for that attention",
+    "transformers.integrations.sdpa_attention.sdpa_attention_forward": "generation.py falls back to it",
+    "transformers.PretrainedConfig._attn_implementation_internal":
+        "an instance attribute: generation.py switches it to that attention around the decode",
+    "transformers.cache_utils.StaticLayer": "generation.py: which caches a CUDA graph may replay",
+    "transformers.PreTrainedModel.enable_input_require_grads":
+        "its hook, make_inputs_require_grad: fast_grpo.drop_repeated_input_grad_hooks removes repeated ones by name",
+    "transformers.models.llama.modeling_llama.LlamaRMSNorm.forward":
+        "generation.fused_rms_norms swaps forwards that match its source for torch's fused RMSNorm (on CUDA)",
+}
+
+# ----------------------------------------------------------------------------
 # TRL off CUDA
 
 
-def patch_trl_logprobs_for_cpu():
+def patch_trl_logprobs_for_cpu(device):
     """Let TRL's trainers run off CUDA (CPU tests, laptops): a plain-torch stand-in for its Triton LM-head kernel.
+    A no-op for a trainer on CUDA; sft.py and grpo.py call it as they build their trainer.
 
     TRL 1.15 computes per-token log-probs with `ChunkedLogProbFunction`, a Triton kernel that needs CUDA tensors
     (and `triton`, absent from CPU wheels), so GRPO and SFT fail on CPU with "'NoneType' object has no attribute
@@ -43,7 +72,7 @@ def patch_trl_logprobs_for_cpu():
     import trl.trainer.utils as trl_utils
 
     kernel = trl_utils._ChunkedLogProbFunction
-    if getattr(kernel, "is_torch_fallback", False):
+    if torch.device(device).type == "cuda" or getattr(kernel, "is_torch_fallback", False):
         return
 
     class LogProbs:
@@ -69,9 +98,6 @@ def patch_trl_logprobs_for_cpu():
             return log_probs, entropy, log_sum_sq, mean_logits, is_top1
 
     trl_utils._ChunkedLogProbFunction = LogProbs
-
-
-patch_trl_logprobs_for_cpu()  # both trainers need it before building a trainer; idempotent
 
 # ----------------------------------------------------------------------------
 # Model and LoRA options (TRL's ModelConfig with the study's defaults)
