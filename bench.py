@@ -21,8 +21,8 @@ Parts (--parts, run in this order; each one's failure is recorded in the JSON an
   The loss code is TRL's in both (only the generation hook differs), so losses match by construction.
 - sft: tokens/s (non-padding) of sft.py's trainer, which is stock TRL SFTTrainer plus our config (there is
   no separate fast path to compare).
-With Unsloth installed on a CUDA machine, training.py imports it (it patches TRL) unless --no-unsloth is given:
-pass it to measure stock TRL.
+With Unsloth installed on a CUDA machine, bench.py imports it first (it patches TRL), as sft.py and grpo.py do,
+unless --no-unsloth or USE_UNSLOTH=0 is given: pass one to measure stock TRL.
 
 Writes --out (JSON, rewritten after every part) and the same path with .md (the table), and prints the table.
 """
@@ -35,17 +35,21 @@ import sys
 import tempfile
 import time
 
-import torch
-from transformers import TrainerCallback
+import modeling  # imports nothing from the HF stack
 
-import data
-import generation
-import grpo
-import modeling
-import sft
-import training
-from modeling import LORA_TARGETS, load_pretrained, load_tokenizer
-from utils import atomic_write_json, gsm8k_prompt, library_versions, load_gsm8k
+# Unsloth patches transformers/TRL when imported, so it is chosen before they load (see sft.py)
+modeling.import_unsloth(sys.argv[1:] if __name__ == "__main__" else ())
+
+import torch  # noqa: E402  (this and the imports below: after the Unsloth choice, on purpose)
+from transformers import TrainerCallback  # noqa: E402
+
+import data  # noqa: E402
+import generation  # noqa: E402
+import grpo  # noqa: E402
+import sft  # noqa: E402
+import training  # noqa: E402
+from modeling import load_pretrained, load_tokenizer  # noqa: E402
+from utils import LORA_R, LORA_TARGETS, atomic_write_json, gsm8k_prompt, library_versions, load_gsm8k  # noqa: E402
 
 QWEN_1_5B = dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
                  num_key_value_heads=2, vocab_size=151936, rope_theta=1e6, rms_norm_eps=1e-6,
@@ -96,12 +100,12 @@ def parse_args(argv=None):
                    help="GRPO fast path: the training step's decoder stack compiled (grpo.py --compile_layers)")
     p.add_argument("--grpo-beta", type=float, default=0.0, help="KL coefficient (TRL's default 0: no reference model)")
     p.add_argument("--warmup-steps", type=int, default=1, help="untimed steps first (GRPO, SFT): graph recording, allocator")
-    p.add_argument("--lora-r", type=int, default=64, help="LoRA rank (alpha = rank, all 7 projections, as the study)")
+    p.add_argument("--lora-r", type=int, default=LORA_R, help="LoRA rank (alpha = rank, all 7 projections, as the study)")
     p.add_argument("--sft-steps", type=int, default=10, help="timed SFT optimizer steps (median reported)")
     p.add_argument("--sft-batch", type=int, default=16, help="SFT batch size (study: 16)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, data and sampling")
     p.add_argument("--no-unsloth", action="store_true",
-                   help="keep Unsloth out (read by training.py at import, from the command line)")
+                   help="keep Unsloth out: stock transformers + TRL (the same as USE_UNSLOTH=0; acted on at bench.py's top)")
     p.add_argument("--out", default=None, help="JSON path (default results/bench/bench_<device name>.json)")
     args = p.parse_args(argv)
     if args.eval_repeats < 1:

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import modeling
-from utils import (UserError, atomic_write_json, content_key, is_main_process, library_versions, process_info, read_json,
-                   read_manifest, renamed_content_key, wilson_interval)
+from utils import (MAX_NEW_TOKENS, UserError, atomic_write_json, content_key, is_main_process, library_versions,
+                   process_info, read_json, read_manifest, renamed_content_key, wilson_interval)
 
 SAMPLING_FIELDS = ("max_new_tokens", "num_samples", "temperature", "top_p", "top_k")
 GREEDY = {"num_samples": 1, "temperature": 0.0, "top_p": 1.0, "top_k": 0}
@@ -43,7 +43,7 @@ class Benchmark:
     parse: Callable  # (text, answer, mode) -> parsed value or None
     correct: Callable  # (parsed, answer) -> bool
     protocol: dict  # the original study's sampling settings (`--protocol original`)
-    max_new_tokens: int = 512
+    max_new_tokens: int = MAX_NEW_TOKENS  # greedy runs (utils.py: the token budgets' home)
 
 
 @dataclass
@@ -55,7 +55,7 @@ class EvalArguments:
     adapter: Optional[str] = field(default=None, metadata={"help": "PEFT LoRA directory evaluated on top of --model"})
     limit: Optional[int] = field(default=None, metadata={"help": "evaluate only the first N items (quick runs)"})
     max_new_tokens: Optional[int] = field(default=None, metadata={
-        "help": "generation budget per output (default 512; --protocol original sets its own)"})
+        "help": f"generation budget per output (default {MAX_NEW_TOKENS}; --protocol original sets its own)"})
     num_samples: Optional[int] = field(default=None, metadata={"help": "outputs per item (default 1: greedy)"})
     temperature: Optional[float] = field(default=None, metadata={"help": "0 = greedy (default)"})
     top_p: Optional[float] = field(default=None, metadata={"help": "nucleus sampling mass (default 1.0)"})

@@ -2,9 +2,9 @@
 with --compile_layers the training step's decoder stack compiled (bench.py measures both against stock TRL).
 
     from fast_grpo import FastGenerationGRPOTrainer   # takes GRPOTrainer's arguments; grpo.build_trainer sets it up
-"""
 
-import training  # noqa: F401, I001  (first: it imports Unsloth before transformers/TRL where Unsloth can run)
+The TRL/transformers internals it relies on are listed in training.LIBRARY_INTERNALS (tests/test_internals.py).
+"""
 
 import contextlib
 import functools

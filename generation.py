@@ -39,6 +39,8 @@ import weakref
 
 import torch
 
+from utils import MAX_NEW_TOKENS
+
 CUDA_BATCH_SIZE = 256  # a decode step's cost is mostly per kernel: 4.5 / 5.4 / 6.5 ms at 64 / 128 / 256 rows (H200)
 CPU_BATCH_SIZE = 16  # ~100 tok/s for SmolLM2-135M on 2 cores, little gain above
 STATIC_MIN_STEPS = 64  # decode steps (batches x max_new_tokens) from which recording a CUDA graph pays
@@ -46,7 +48,7 @@ CACHE_ROUNDING = 64  # static cache length rounded up to this (a grow-only GRPO 
 SYNC_EVERY = 8  # static path: read finished rows back from the GPU every this many steps
 
 
-def generate(model, tokenizer, prompts, *, max_new_tokens=512, num_samples=1, temperature=0.0, top_p=1.0,
+def generate(model, tokenizer, prompts, *, max_new_tokens=MAX_NEW_TOKENS, num_samples=1, temperature=0.0, top_p=1.0,
              top_k=0, batch_size=None, seed=0, progress=True, static_cache="auto", shard=None, decoder=None,
              return_ids=False):
     """Yield (index, outputs) per prompt as soon as all its samples are done (completion order).
@@ -602,8 +604,8 @@ def load_vllm(model_path, adapter=None, dtype="auto", seed=0):
     return llm, lora
 
 
-def generate_vllm(llm, prompts, *, lora=None, max_new_tokens=512, num_samples=1, temperature=0.0, top_p=1.0,
-                  top_k=0, seed=0, progress=True, chunk=512):
+def generate_vllm(llm, prompts, *, lora=None, max_new_tokens=MAX_NEW_TOKENS, num_samples=1, temperature=0.0,
+                  top_p=1.0, top_k=0, seed=0, progress=True, chunk=512):
     """Same outputs as generate(), from a vLLM engine (load_vllm), in prompt order.
 
     Prompts go in chunks of `chunk`, so a caller that saves each result loses at most one chunk on a crash.

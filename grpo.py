@@ -25,25 +25,31 @@ rewards/<function>/mean, frac_reward_zero_std, completions/mean_length, kl, loss
 training_manifest.json and checkpoints for --resume. Every GRPOConfig / ModelConfig flag works: --help.
 """
 
-import training  # noqa: I001  (first: it imports Unsloth before transformers/TRL where Unsloth can run)
-
 import importlib.util
 import os
 import shutil
+import sys
 import warnings
 from dataclasses import asdict, dataclass, field
 
-import torch
-from transformers import TrainerCallback
-from trl import GRPOConfig, GRPOTrainer, ModelConfig
+import modeling  # imports nothing from the HF stack
 
-from training import JsonlLogCallback, ModelArguments, prepare_output_dir
-from utils import (UserError, cli, correctness_reward, format_reward, is_main_process, load_split, process_info,
+# Unsloth patches transformers/TRL/PEFT when imported, so it is chosen before they load: USE_UNSLOTH=0/1 (unset:
+# where usable; the notebooks set it in their config cell), or --no_unsloth on this script's command line
+modeling.import_unsloth(sys.argv[1:] if __name__ == "__main__" else ())
+
+import torch  # noqa: E402  (this and the imports below: after the Unsloth choice, on purpose)
+from transformers import TrainerCallback  # noqa: E402
+from trl import GRPOConfig, GRPOTrainer, ModelConfig  # noqa: E402
+
+import training  # noqa: E402
+from training import JsonlLogCallback, ModelArguments, prepare_output_dir  # noqa: E402
+from utils import (GRPO_MAX_COMPLETION_LENGTH, GRPO_MAX_PROMPT_TOKENS, WRONG_BUT_WELL_FORMED_CREDIT,  # noqa: E402
+                   UserError, cli, correctness_reward, format_reward, is_main_process, load_split, process_info,
                    trace_reward)
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
 FAST_GENERATION_MODEL_TYPES = ("llama", "qwen2")  # what fast_grpo's equality tests run (SmolLM2, Qwen2.5)
-MAX_PROMPT_TOKENS = 512  # Unsloth/vLLM sequence budget = this + max_completion_length (our prompts: ~200)
 
 # ----------------------------------------------------------------------------
 # Arguments
@@ -61,7 +67,7 @@ class ScriptArguments(training.RunArguments):
                 "well-formed but wrong, else 0), format (the <think>/<answer> tags, graded; constant once SFT "
                 "taught the format, so leave it out after SFT), trace (1 when every line of the worked solution "
                 "checks, utils.check_trace: a process reward)."})
-    wrong_credit: float = field(default=0.1, metadata={
+    wrong_credit: float = field(default=WRONG_BUT_WELL_FORMED_CREDIT, metadata={
         "help": "Correctness reward for a well-formed but wrong answer (study: 0.1; 0 = correct answers only)."})
     partial_credit: bool = field(default=False, metadata={
         "help": "Linear systems: a well-formed answer that is not fully right earns the share of variables it "
@@ -105,7 +111,7 @@ class GRPOArguments(GRPOConfig):
                 "Completions per step = this x gradient_accumulation_steps; it must divide by num_generations."})
     gradient_accumulation_steps: int = field(default=8, metadata={
         "help": "Micro-batches per optimizer step: 8 x 6 completions = 8 prompts x 6 generations (study)."})
-    max_completion_length: int | None = field(default=384, metadata={
+    max_completion_length: int | None = field(default=GRPO_MAX_COMPLETION_LENGTH, metadata={
         "help": "Tokens per completion; longer ones are cut (study: 384)."})
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature of the completions (study: 0.7)."})
     beta: float = field(default=0.04, metadata={
@@ -258,7 +264,7 @@ def build_model(script_args, model_args, training_args):
     if training.uses_unsloth(model_args) and training_args.use_vllm:
         # fast_inference: Unsloth runs vLLM in this process, sharing the LoRA weights
         kwargs = dict(fast_inference=True, gpu_memory_utilization=training_args.vllm_gpu_memory_utilization)
-    return training.load_model_for_run(model_args, MAX_PROMPT_TOKENS + training_args.max_completion_length,
+    return training.load_model_for_run(model_args, GRPO_MAX_PROMPT_TOKENS + training_args.max_completion_length,
                                        training_args.seed, training_args.gradient_checkpointing,
                                        script_args.init_adapter, **kwargs)
 
@@ -295,6 +301,7 @@ def use_fast_generation(model, script_args, training_args):
 
 
 def build_trainer(model, tokenizer, peft_config, script_args, training_args, train_ds, val_records=()):
+    training.patch_trl_logprobs_for_cpu(training_args.device)  # off CUDA only
     fast = use_fast_generation(model, script_args, training_args)
     trainer_class = GRPOTrainer
     if fast:  # imported only when chosen: it overrides a TRL-internal hook

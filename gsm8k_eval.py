@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from evaluation import Benchmark, main as evaluate_main
-from utils import GSM8K_MODES, cli, file_sha256, load_gsm8k, numbers_equal, parse_gsm8k_answer
+from utils import GSM8K_MODES, GSM8K_PROTOCOL_MAX_NEW_TOKENS, MAX_NEW_TOKENS, cli, file_sha256, load_gsm8k, numbers_equal, parse_gsm8k_answer
 
 # The original study: 3 samples per question at T=0.7, top_p 0.8, top_k 20, 1024 new tokens.
-PROTOCOL = {"num_samples": 3, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "max_new_tokens": 1024}
+PROTOCOL = {"num_samples": 3, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "max_new_tokens": GSM8K_PROTOCOL_MAX_NEW_TOKENS}
 
 
 @dataclass
@@ -48,7 +48,7 @@ BENCHMARK = Benchmark(
     parse=lambda text, answer, mode: parse_gsm8k_answer(text, mode),
     correct=numbers_equal,
     protocol=PROTOCOL,
-    max_new_tokens=512,
+    max_new_tokens=MAX_NEW_TOKENS,  # greedy runs
 )
 
 

@@ -11,13 +11,64 @@ import os
 import re
 import sys
 
-from utils import UserError
+from utils import UserError, process_info
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-1.5B-Instruct"
 SMOLLM2_ALIAS = "smollm2-135m"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CACHE_DIR = os.environ.get("SMOLLM2_CACHE", os.path.expanduser("~/.cache/grpo-vs-sft/smollm2-135m"))
-LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+# ----------------------------------------------------------------------------
+# Unsloth: an explicit choice, made before anything imports transformers/TRL/PEFT (Unsloth patches them on import)
+
+UNSLOTH_OFF_FLAGS = ("--no_unsloth", "--no-unsloth", "--unsloth=false", "--unsloth=False")
+
+
+def unsloth_choice():
+    """USE_UNSLOTH from the environment: True ("1"), False ("0"), None (unset or "": Unsloth where usable)."""
+    value = os.environ.get("USE_UNSLOTH", "").strip()
+    if value not in ("", "0", "1"):
+        raise UserError(f"USE_UNSLOTH={value!r}: set 1 (Unsloth where usable), 0 (transformers + PEFT), or unset")
+    return None if value == "" else value == "1"
+
+
+def unsloth_usable():
+    """A CUDA GPU, the package installed, one process (Unsloth's open-source release trains on one GPU)."""
+    import torch
+
+    return torch.cuda.is_available() and importlib.util.find_spec("unsloth") is not None and process_info()[1] == 1
+
+
+def import_unsloth(argv=()):
+    """Import Unsloth where USE_UNSLOTH allows it (unset: where usable) and return whether it is imported.
+
+    sft.py and grpo.py call this at their top, before their first import from the HF stack; a notebook sets
+    USE_UNSLOTH in its config cell before `import sft`. `argv` is a script's own command line, passed by its
+    `__main__`: --no_unsloth there (or --unsloth false) sets USE_UNSLOTH=0 for this process and its children.
+    training.uses_unsloth then takes Unsloth's path only if it was imported here.
+    """
+    argv = list(argv)
+    if any(a in UNSLOTH_OFF_FLAGS for a in argv) or any(
+            a == "--unsloth" and b.lower() in ("false", "0", "no") for a, b in zip(argv, argv[1:])):
+        os.environ["USE_UNSLOTH"] = "0"
+    use = unsloth_choice()
+    if use is False or "unsloth" in sys.modules:
+        return "unsloth" in sys.modules
+    if not unsloth_usable():
+        if use:
+            print("USE_UNSLOTH=1, but Unsloth needs a CUDA GPU, the unsloth package and one process: "
+                  "using transformers + PEFT")
+        return False
+    try:
+        import unsloth  # noqa: F401
+    except Exception as e:  # unsupported GPU, broken install, version clash: the plain path still works
+        print(f"unsloth is installed but does not import ({type(e).__name__}: {e}); using transformers + PEFT")
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------
+# Models
 
 
 def smollm2_gguf_path():

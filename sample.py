@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-from utils import UserError, atomic_write_json, check_trace, cli, is_correct, load_split, read_json
+from utils import MAX_NEW_TOKENS, UserError, atomic_write_json, check_trace, cli, is_correct, load_split, read_json
 
 VERIFY = ("trace", "answer", "none")
 
@@ -34,7 +34,7 @@ class SampleArguments:
     k: int = field(default=4, metadata={"help": "samples per prompt"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature (> 0)"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass"})
-    max_new_tokens: int = field(default=512, metadata={"help": "generation budget per sample"})
+    max_new_tokens: int = field(default=MAX_NEW_TOKENS, metadata={"help": "generation budget per sample"})
     verify: str = field(default="trace", metadata={
         "help": "which samples to keep: trace (right answer and every worked-solution line checks), answer (right "
                 "answer), none (every sample: distillation without verification)", "choices": list(VERIFY)})

@@ -12,8 +12,8 @@ batch 16, warmup 10%, weight decay 0.01, max length 768, seed 3407. One delibera
 computed on the assistant response only. The original also trained on the prompt, which preceded its
 GSM8K collapse; --loss-on-prompt restores that behaviour for the ablation. The eval loss is measured on
 the val split; the test splits are never read. On a CUDA GPU with Unsloth installed the model is loaded
-with Unsloth's FastLanguageModel (--load_in_4bit for QLoRA); elsewhere, or with --no-unsloth, with
-transformers + PEFT. Both paths save a standard PEFT adapter.
+with Unsloth's FastLanguageModel (--load_in_4bit for QLoRA); elsewhere, or with --no_unsloth (or the environment
+variable USE_UNSLOTH=0, which notebooks set), with transformers + PEFT. Both paths save a standard PEFT adapter.
 
 The output dir holds the adapter, the tokenizer, run_config.json, versions.json, train_log.jsonl (one JSON
 dict per log: loss, eval_loss, learning_rate ...), training_manifest.json (the trained items, for the eval
@@ -21,16 +21,22 @@ scripts' contamination guard) and checkpoints for --resume. Every SFTConfig / Mo
 `python sft.py --help`.
 """
 
-import training  # noqa: I001  (first: it imports Unsloth before transformers/TRL where Unsloth can run)
-
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 
-import torch
-from trl import ModelConfig, SFTConfig, SFTTrainer
+import modeling  # imports nothing from the HF stack
 
-from training import JsonlLogCallback, ModelArguments, select_train
-from utils import UserError, cli, is_main_process, load_split
+# Unsloth patches transformers/TRL/PEFT when imported, so it is chosen before they load: USE_UNSLOTH=0/1 (unset:
+# where usable; the notebooks set it in their config cell), or --no_unsloth on this script's command line
+modeling.import_unsloth(sys.argv[1:] if __name__ == "__main__" else ())
+
+import torch  # noqa: E402  (this and the imports below: after the Unsloth choice, on purpose)
+from trl import ModelConfig, SFTConfig, SFTTrainer  # noqa: E402
+
+import training  # noqa: E402
+from training import JsonlLogCallback, ModelArguments, select_train  # noqa: E402
+from utils import MAX_NEW_TOKENS, SFT_MAX_LENGTH, UserError, cli, is_main_process, load_split  # noqa: E402
 
 # ----------------------------------------------------------------------------
 # Arguments
@@ -59,7 +65,7 @@ class SFTArguments(SFTConfig):
     warmup_steps: float = field(default=0.1, metadata={
         "help": "Linear warmup: steps, or a fraction of all steps if < 1 (study: 0.1)."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (study: 0.01)."})
-    max_length: int | None = field(default=768, metadata={
+    max_length: int | None = field(default=SFT_MAX_LENGTH, metadata={
         "help": "Longest tokenized prompt + response; longer ones are cut at the end (study: 768)."})
     seed: int = field(default=3407, metadata={"help": "Seed for LoRA init, shuffling and dropout (study: 3407)."})
     logging_steps: float = field(default=1, metadata={"help": "Log loss and learning rate every N steps."})
@@ -136,6 +142,7 @@ def build_model(model_args, training_args, init_adapter=None):
 
 
 def build_trainer(model, tokenizer, peft_config, training_args, train_ds, val_ds=None):
+    training.patch_trl_logprobs_for_cpu(training_args.device)  # off CUDA only
     return SFTTrainer(
         model=model,
         args=training_args,
@@ -185,7 +192,7 @@ def main(argv=None):
     model, tokenizer, peft_config = build_model(model_args, training_args, script_args.init_adapter)
     trainer = build_trainer(model, tokenizer, peft_config, training_args, train_ds,
                             val_ds if training_args.eval_strategy != "no" else None)
-    training.add_run_callbacks(trainer, script_args, 6, 512, val_records[:script_args.val_limit],
+    training.add_run_callbacks(trainer, script_args, 6, MAX_NEW_TOKENS, val_records[:script_args.val_limit],
                                script_args.data, cross_entropy_loss=True)
     train(trainer, checkpoint)
     return save(trainer, tokenizer, train_records, script_args, model_args, training_args)

@@ -1,15 +1,14 @@
 """What sft.py and grpo.py share: model/LoRA options, loading, datasets, resume, the JSONL log, finishing a run.
 
-Unsloth patches transformers, TRL and PEFT when it is imported, so it must be imported before them. Every
-trainer imports this module before anything from the HF stack, and this module imports Unsloth first
-where it can run (a CUDA GPU and the package installed, one process) unless `--no-unsloth` is on the command line.
+Importing this module imports no Unsloth: Unsloth patches transformers, TRL and PEFT when it is imported, so
+sft.py and grpo.py call modeling.import_unsloth() at their top, before this module and the HF stack load
+(USE_UNSLOTH=0/1, unset: where usable; --no_unsloth on their command line). uses_unsloth() then picks its path.
 
 Several GPUs: `accelerate launch --config_file configs/accelerate/ddp.yaml sft.py ...` (or zero2/zero3.yaml).
 The Trainer places each process's model on its GPU; only the main process (RANK 0) writes files.
 """
 
 import dataclasses
-import importlib.util
 import json
 import math
 import os
@@ -18,38 +17,51 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-# pure Python: safe to import before Unsloth
-from utils import (MANIFEST_NAME, UserError, atomic_write_json, is_main_process, library_versions, process_info,
-                   read_json, read_jsonl, read_manifest, write_manifest)
+from utils import (LORA_ALPHA, LORA_R, LORA_TARGETS, MANIFEST_NAME, MAX_NEW_TOKENS, UserError, atomic_write_json,
+                   is_main_process, library_versions, process_info, read_json, read_jsonl, read_manifest,
+                   write_manifest)
 
+from transformers import TrainerCallback
+from trl import ModelConfig, TrlParser
 
-def unsloth_usable():
-    """Unsloth needs a CUDA GPU and, here, one process (its open-source release trains on one GPU); import it
-    only then (it patches transformers/TRL on import)."""
-    import torch
-
-    return torch.cuda.is_available() and importlib.util.find_spec("unsloth") is not None and process_info()[1] == 1
-
-
-if unsloth_usable() and "--no-unsloth" not in sys.argv and "--no_unsloth" not in sys.argv:
-    try:
-        import unsloth  # noqa: F401
-    except Exception as e:  # unsupported GPU, broken install, version clash: the plain path still works
-        print(f"unsloth is installed but does not import ({type(e).__name__}: {e}); using transformers + PEFT")
-
-from transformers import TrainerCallback  # noqa: E402  (after unsloth, on purpose)
-from trl import ModelConfig, TrlParser  # noqa: E402
-
-from modeling import DEFAULT_MODEL, LORA_TARGETS, load_pretrained, load_tokenizer, resolve_model  # noqa: E402
+from modeling import DEFAULT_MODEL, load_pretrained, load_tokenizer, resolve_model
 
 LOG_NAME = "train_log.jsonl"
+
+# ----------------------------------------------------------------------------
+# Library internals the project touches: each one here, used only on the path named, and checked against these
+# versions; tests/test_internals.py fails when one of them is gone or changes its parameters.
+
+CHECKED_AGAINST = {"trl": "1.15.0", "transformers": "5.17.0"}
+LIBRARY_INTERNALS = {
+    "trl.trainer.utils._ChunkedLogProbFunction":
+        "replaced by patch_trl_logprobs_for_cpu when sft.py/grpo.py build a trainer off CUDA",
+    "trl.GRPOTrainer._generate_single_turn":
+        "overridden by fast_grpo.FastGenerationGRPOTrainer (grpo.py --fast_generation), which also reads the "
+        "trainer's use_vllm, use_transformers_continuous_batching, min_p, repetition_penalty attributes",
+    "trl.GRPOTrainer.training_step": "wrapped by fast_grpo (fused norms, --compile_layers)",
+    "trl.GRPOTrainer.compute_loss": "wrapped by fast_grpo (drops PEFT's repeated input-grad hooks)",
+    "transformers.modeling_layers.GradientCheckpointingLayer": "fast_grpo.decoder_stacks finds the decoder stack",
+    "transformers.AttentionInterface.register":
+        "generation.py registers its one-token GQA attention for the decode (eval scripts, --fast_generation)",
+    "transformers.masking_utils.ALL_MASK_ATTENTION_FUNCTIONS": "generation.py: SDPA's masks for that attention",
+    "transformers.integrations.sdpa_attention.sdpa_attention_forward": "generation.py falls back to it",
+    "transformers.PretrainedConfig._attn_implementation_internal":
+        "an instance attribute: generation.py switches it to that attention around the decode",
+    "transformers.cache_utils.StaticLayer": "generation.py: which caches a CUDA graph may replay",
+    "transformers.PreTrainedModel.enable_input_require_grads":
+        "its hook, make_inputs_require_grad: fast_grpo.drop_repeated_input_grad_hooks removes repeated ones by name",
+    "transformers.models.llama.modeling_llama.LlamaRMSNorm.forward":
+        "generation.fused_rms_norms swaps forwards that match its source for torch's fused RMSNorm (on CUDA)",
+}
 
 # ----------------------------------------------------------------------------
 # TRL off CUDA
 
 
-def patch_trl_logprobs_for_cpu():
+def patch_trl_logprobs_for_cpu(device):
     """Let TRL's trainers run off CUDA (CPU tests, laptops): a plain-torch stand-in for its Triton LM-head kernel.
+    A no-op for a trainer on CUDA; sft.py and grpo.py call it as they build their trainer.
 
     TRL 1.15 computes per-token log-probs with `ChunkedLogProbFunction`, a Triton kernel that needs CUDA tensors
     (and `triton`, absent from CPU wheels), so GRPO and SFT fail on CPU with "'NoneType' object has no attribute
@@ -60,7 +72,7 @@ def patch_trl_logprobs_for_cpu():
     import trl.trainer.utils as trl_utils
 
     kernel = trl_utils._ChunkedLogProbFunction
-    if getattr(kernel, "is_torch_fallback", False):
+    if torch.device(device).type == "cuda" or getattr(kernel, "is_torch_fallback", False):
         return
 
     class LogProbs:
@@ -87,9 +99,6 @@ def patch_trl_logprobs_for_cpu():
 
     trl_utils._ChunkedLogProbFunction = LogProbs
 
-
-patch_trl_logprobs_for_cpu()  # both trainers need it before building a trainer; idempotent
-
 # ----------------------------------------------------------------------------
 # Model and LoRA options (TRL's ModelConfig with the study's defaults)
 
@@ -108,15 +117,16 @@ class ModelArguments(ModelConfig):
     use_peft: bool = field(default=True, metadata={
         "help": "Train a LoRA adapter (default); --use_peft false fine-tunes every weight and saves a model folder "
                 "that the eval scripts' --model and the trainers' --model_name_or_path load (small models)."})
-    lora_r: int = field(default=64, metadata={"help": "LoRA rank (study: 64)."})
-    lora_alpha: int = field(default=64, metadata={"help": "LoRA alpha (study: 64, i.e. scale alpha/r = 1)."})
+    lora_r: int = field(default=LORA_R, metadata={"help": f"LoRA rank (study: {LORA_R}; utils.LORA_R)."})
+    lora_alpha: int = field(default=LORA_ALPHA, metadata={
+        "help": f"LoRA alpha (study: {LORA_ALPHA}, i.e. scale alpha/r = 1; utils.LORA_ALPHA)."})
     lora_dropout: float = field(default=0.0, metadata={
         "help": "LoRA dropout; 0 keeps Unsloth's fast LoRA kernels usable."})
     lora_target_modules: list[str] | None = field(default_factory=lambda: list(LORA_TARGETS), metadata={
-        "help": "Modules that get LoRA (default: all attention and MLP projections)."})
+        "help": "Modules that get LoRA (default: all attention and MLP projections, utils.LORA_TARGETS)."})
     unsloth: bool = field(default=True, metadata={
-        "help": "Use Unsloth's FastLanguageModel when a CUDA GPU is present and unsloth imports; "
-                "--no-unsloth forces plain transformers + PEFT."})
+        "help": "Use Unsloth's FastLanguageModel when a CUDA GPU is present and unsloth imports (env USE_UNSLOTH=0 "
+                "keeps it out too); --no_unsloth forces plain transformers + PEFT."})
 
     def __post_init__(self):
         super().__post_init__()
@@ -134,8 +144,8 @@ class ModelArguments(ModelConfig):
 
 
 def uses_unsloth(model_args):
-    """Unsloth only when asked for, possible, and already imported above (importing it late is unsafe); its LoRA
-    path only (full fine-tuning takes the plain path)."""
+    """Unsloth only when asked for, possible, and already imported by modeling.import_unsloth (importing it late is
+    unsafe); its LoRA path only (full fine-tuning takes the plain path)."""
     return model_args.unsloth and model_args.use_peft and "unsloth" in sys.modules
 
 
@@ -209,7 +219,8 @@ class RunArguments:
     val_batch_size: int | None = field(default=None, metadata={
         "help": "Generation batch size for validation (default: generation.py's, 256 on CUDA, 16 on CPU)."})
     val_max_new_tokens: int | None = field(default=None, metadata={
-        "help": "Generation budget of a validation answer (default: grpo.py's --max_completion_length; sft.py 512)."})
+        "help": "Generation budget of a validation answer (default: grpo.py's --max_completion_length; sft.py "
+                f"{MAX_NEW_TOKENS}, utils.MAX_NEW_TOKENS)."})
 
 
 def check_sizes(training_args, **extra):

@@ -22,6 +22,22 @@ from functools import reduce
 from math import gcd
 
 # ----------------------------------------------------------------------------
+# Settings: each default's one home (flags override them; the reward values are under Rewards below)
+
+# Token budgets
+MAX_NEW_TOKENS = 512  # one greedy answer: both eval scripts, sft.py's val answers, sample.py, generation.py
+LINEAR_PROTOCOL_MAX_NEW_TOKENS = 512  # the original study's sampling (--protocol original), linear systems
+GSM8K_PROTOCOL_MAX_NEW_TOKENS = 1024  # the same, GSM8K
+SFT_MAX_LENGTH = 768  # sft.py --max_length: prompt + response tokens of a training row, longer rows cut (study)
+GRPO_MAX_COMPLETION_LENGTH = 384  # grpo.py --max_completion_length: tokens per completion (study)
+GRPO_MAX_PROMPT_TOKENS = 512  # grpo.py: Unsloth/vLLM sequence budget = this + the completion's (our prompts: ~200)
+
+# LoRA (the original study's; TRL's ModelConfig defaults are r=16, alpha=32)
+LORA_R = 64
+LORA_ALPHA = 64  # scale alpha / r = 1
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]  # attention + MLP
+
+# ----------------------------------------------------------------------------
 # Prompts (in the spirit of the original study: reason in <think>, answer in <answer>)
 
 SYSTEM_PROMPT = (
@@ -524,7 +540,7 @@ def check_trace(text):
 # ----------------------------------------------------------------------------
 # Scoring and TRL reward functions: (completions, answer, **kwargs) -> list[float]
 
-# Every reward value in one place (grpo.py's --wrong_credit defaults to the same 0.1).
+# Every reward value in one place (grpo.py's --wrong_credit defaults to WRONG_BUT_WELL_FORMED_CREDIT).
 CORRECT_REWARD = 1.0
 WRONG_BUT_WELL_FORMED_CREDIT = 0.1  # the original study's partial credit; grpo.py exposes it as a flag
 FORMAT_TAG_CREDIT = 0.25  # per tag present exactly once

@@ -31,7 +31,8 @@ PY=${PYTHON:-python}
 TOK=.qwen-tok; [ -d "$TOK" ] || TOK=../shared/models/qwen-tokenizer   # carried copies first, else ../shared
 GSM=.gsm8k; [ -d "$GSM" ] || GSM=../shared/data/gsm8k
 DATA="--tokenizer $TOK --gsm8k-dir $GSM"
-BENCH="$PY bench.py --no-unsloth $DATA"
+export USE_UNSLOTH=0  # stock transformers + TRL: bench.py measures our code against them, not Unsloth's
+BENCH="$PY bench.py $DATA"
 nvidia-smi --query-gpu=name,uuid,memory.total,driver_version,clocks.max.sm --format=csv > "$WORK/env.txt" 2>&1
 $PY -c "import torch, transformers, trl, peft; print(torch.__version__, transformers.__version__, trl.__version__,
 peft.__version__)" >> "$WORK/env.txt" 2>&1
@@ -61,7 +62,7 @@ elif [ "$PART" = stock ]; then
 elif [ "$PART" = lora ]; then
     run grpo_lora_compile 570 --parts grpo --grpo-variants lora --grpo-paths fast --grpo-steps 3 --compile-layers
 elif [ "$PART" = parts ]; then
-    timeout 300 $PY runbooks/where_time_goes.py --no-unsloth $DATA --parts grpo --grpo-variants full \
+    timeout 300 $PY runbooks/where_time_goes.py $DATA --parts grpo --grpo-variants full \
         > "$WORK/where_time_goes.log" 2>&1
     echo "== where_time_goes: exit $?"; head -n 30 "$WORK/where_time_goes.log"
 fi

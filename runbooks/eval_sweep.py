@@ -16,7 +16,7 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-sys.argv.append("--no-unsloth")  # read by training.py at import (bench imports it): stock transformers + PEFT
+os.environ["USE_UNSLOTH"] = "0"  # stock transformers + PEFT (read by modeling.import_unsloth when bench imports sft)
 import bench  # noqa: E402
 import generation  # noqa: E402
 from modeling import load_tokenizer  # noqa: E402
@@ -28,7 +28,7 @@ p.add_argument("--ours", default="256u,256,264,330,440,660",
 p.add_argument("--plain", default="256", help="batch widths of plain generate")
 p.add_argument("--out", required=True)
 cli, rest = p.parse_known_args()  # the rest are bench.py's (--tokenizer, --gsm8k-dir, --model, --device ...)
-args = bench.parse_args(rest)  # with the --no-unsloth appended above
+args = bench.parse_args(rest)
 cuda = args.device.type == "cuda"
 tokenizer = load_tokenizer(args.tokenizer)
 prompts, source = bench.eval_prompts(args)

@@ -154,6 +154,7 @@ stage data 30 "$PY" data.py --train 256 --val 16 --test "$EVAL_ITEMS" --test-ood
 stage build 150 env CPU="$CPU" MODEL="$MODEL" QWEN_TOK="$QWEN_TOK" "$PY" runbooks/build_qwen_random.py || { echo "model build failed; see $LOG"; exit 1; }
 
 # ---------------------------------------------------------------------------- SFT: 1 GPU vs DDP vs ZeRO-2
+# --no_unsloth: the one-GPU rows compare with DDP on the same plain transformers + PEFT path (USE_UNSLOTH=0 also works)
 SFT=(sft.py --model "$MODEL" --data "$W/data.json" --max_steps "$SFT_STEPS" --learning_rate 1e-4 --warmup_steps 0
      --lora_r 16 --lora_alpha 16 --eval_strategy no --save_strategy no --logging_steps 1 --disable_tqdm true
      --report_to none --no_unsloth)

@@ -8,7 +8,8 @@
 # Models: a Qwen2.5-1.5B-shaped model with random bf16 weights (built by setup) and the embedded SmolLM2-135M.
 # Every stage appends to $W/stages.jsonl and rewrites $OUT/summary.{md,json} (unsloth_summarize.py), so a timeout
 # keeps what finished. Step time = median of the differences of train_log.jsonl's elapsed_s after the first 2 steps.
-# What it produced on one H200: results/unsloth/ (NOTES.md there).
+# What it produced on one H200: results/unsloth/ (NOTES.md there). The plain-PEFT rows pass --no_unsloth, which
+# sft.py/grpo.py act on before transformers loads (USE_UNSLOTH=0 in the environment does the same).
 set -o pipefail
 [ -f sft.py ] || { echo "run from the repo root"; exit 2; }
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1

@@ -23,10 +23,14 @@ import sys
 import tempfile
 import time
 
-import torch
-from transformers import TrainerCallback
-
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import modeling  # noqa: E402
+
+modeling.import_unsloth(sys.argv[1:])  # bench.py's --no-unsloth (or USE_UNSLOTH=0), before transformers loads
+
+import torch  # noqa: E402
+from transformers import TrainerCallback  # noqa: E402
+
 import bench  # noqa: E402
 import generation  # noqa: E402
 from modeling import load_tokenizer  # noqa: E402
