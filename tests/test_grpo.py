@@ -100,6 +100,7 @@ def test_cpu_logprobs_match_log_softmax(tiny_model_dir):
     from transformers import AutoModelForCausalLM
     from trl.trainer.utils import add_fused_lm_head
 
+    training.patch_trl_logprobs_for_cpu(torch.device("cpu"))  # as grpo/sft.build_trainer do off CUDA
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     ids = torch.randint(0, 1000, (2, 9))
     with torch.no_grad():
