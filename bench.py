@@ -49,7 +49,8 @@ import grpo  # noqa: E402
 import sft  # noqa: E402
 import training  # noqa: E402
 from modeling import load_pretrained, load_tokenizer  # noqa: E402
-from utils import LORA_R, LORA_TARGETS, atomic_write_json, gsm8k_prompt, library_versions, load_gsm8k  # noqa: E402
+from records import atomic_write_json, library_versions, load_gsm8k  # noqa: E402
+from utils import LORA_R, LORA_TARGETS, gsm8k_prompt  # noqa: E402
 
 QWEN_1_5B = dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
                  num_key_value_heads=2, vocab_size=151936, rope_theta=1e6, rms_norm_eps=1e-6,

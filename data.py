@@ -32,8 +32,8 @@ from math import gcd
 
 from tqdm import tqdm
 
-from utils import (VARIABLE_NAMES, UserError, atomic_write_json, canonical_key, cli, key_hash, linear_prompt,
-                   one_line_errors)
+from records import atomic_write_json
+from utils import VARIABLE_NAMES, UserError, canonical_key, cli, key_hash, linear_prompt, one_line_errors
 
 MAX_REJECTIONS = 5000  # consecutive duplicate/singular draws before we call the ranges exhausted
 MAX_RECORDS = 1_000_000  # data.json is built in memory and written as one file: ~1.4 GB at 2 variables, ~5 min

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import modeling
-from utils import (MAX_NEW_TOKENS, UserError, atomic_write_json, content_key, is_main_process, library_versions,
-                   process_info, read_json, read_manifest, renamed_content_key, wilson_interval)
+from records import atomic_write_json, library_versions, read_json, read_manifest
+from utils import (MAX_NEW_TOKENS, UserError, content_key, is_main_process, process_info, renamed_content_key,
+                   wilson_interval)
 
 SAMPLING_FIELDS = ("max_new_tokens", "num_samples", "temperature", "top_p", "top_k")
 GREEDY = {"num_samples": 1, "temperature": 0.0, "top_p": 1.0, "top_k": 0}

@@ -43,10 +43,10 @@ from transformers import TrainerCallback  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer, ModelConfig  # noqa: E402
 
 import training  # noqa: E402
+from records import load_split  # noqa: E402
 from training import JsonlLogCallback, ModelArguments, prepare_output_dir  # noqa: E402
 from utils import (GRPO_MAX_COMPLETION_LENGTH, GRPO_MAX_PROMPT_TOKENS, WRONG_BUT_WELL_FORMED_CREDIT,  # noqa: E402
-                   UserError, cli, correctness_reward, format_reward, is_main_process, load_split, process_info,
-                   trace_reward)
+                   UserError, cli, correctness_reward, format_reward, is_main_process, process_info, trace_reward)
 
 LOSS_TYPES = ("grpo", "dapo", "dr_grpo", "bnpo")
 FAST_GENERATION_MODEL_TYPES = ("llama", "qwen2")  # what fast_grpo's equality tests run (SmolLM2, Qwen2.5)

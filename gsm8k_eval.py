@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from evaluation import Benchmark, main as evaluate_main
-from utils import GSM8K_MODES, GSM8K_PROTOCOL_MAX_NEW_TOKENS, MAX_NEW_TOKENS, cli, file_sha256, load_gsm8k, numbers_equal, parse_gsm8k_answer
+from records import file_sha256, load_gsm8k
+from utils import GSM8K_MODES, GSM8K_PROTOCOL_MAX_NEW_TOKENS, MAX_NEW_TOKENS, cli, numbers_equal, parse_gsm8k_answer
 
 # The original study: 3 samples per question at T=0.7, top_p 0.8, top_k 20, 1024 new tokens.
 PROTOCOL = {"num_samples": 3, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "max_new_tokens": GSM8K_PROTOCOL_MAX_NEW_TOKENS}

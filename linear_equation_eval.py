@@ -14,7 +14,8 @@ import os
 from dataclasses import dataclass, field
 
 from evaluation import Benchmark, main as evaluate_main
-from utils import LINEAR_PROTOCOL_MAX_NEW_TOKENS, MAX_NEW_TOKENS, cli, file_sha256, linear_is_correct, load_split, parse_linear_answer
+from records import file_sha256, load_split
+from utils import LINEAR_PROTOCOL_MAX_NEW_TOKENS, MAX_NEW_TOKENS, cli, linear_is_correct, parse_linear_answer
 
 # The original study: 5 samples per system at T=0.7, top_p 0.8, top_k 20, 512 new tokens.
 PROTOCOL = {"num_samples": 5, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "max_new_tokens": LINEAR_PROTOCOL_MAX_NEW_TOKENS}

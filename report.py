@@ -29,7 +29,8 @@ matplotlib.use("Agg")  # files only: no display on servers, CI or Colab kernels
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from utils import UserError, cli, read_json, read_jsonl, wilson_interval  # noqa: E402
+from records import read_json, read_jsonl  # noqa: E402
+from utils import UserError, cli, wilson_interval  # noqa: E402
 
 RUN_ORDER = ("baseline", "sft", "grpo", "sft_grpo")
 RUN_LABELS = {"baseline": "Baseline", "sft": "SFT", "grpo": "GRPO", "sft_grpo": "SFT+GRPO"}

@@ -19,7 +19,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 
-from utils import MAX_NEW_TOKENS, UserError, atomic_write_json, check_trace, cli, is_correct, load_split, read_json
+from records import atomic_write_json, load_split, read_json
+from utils import MAX_NEW_TOKENS, UserError, check_trace, cli, is_correct
 
 VERIFY = ("trace", "answer", "none")
 

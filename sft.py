@@ -35,8 +35,9 @@ import torch  # noqa: E402  (this and the imports below: after the Unsloth choic
 from trl import ModelConfig, SFTConfig, SFTTrainer  # noqa: E402
 
 import training  # noqa: E402
+from records import load_split  # noqa: E402
 from training import JsonlLogCallback, ModelArguments, select_train  # noqa: E402
-from utils import MAX_NEW_TOKENS, SFT_MAX_LENGTH, UserError, cli, is_main_process, load_split  # noqa: E402
+from utils import MAX_NEW_TOKENS, SFT_MAX_LENGTH, UserError, cli, is_main_process  # noqa: E402
 
 # ----------------------------------------------------------------------------
 # Arguments

@@ -29,7 +29,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from utils import UserError, atomic_write_json, cli, one_line_errors, read_json
+from records import atomic_write_json, read_json
+from utils import UserError, cli, one_line_errors
 
 BASE, S0 = "base", "s0"
 ARM_KINDS = ("sft", "grpo", "rft")  # rft: sample.py from the start model, then sft.py on the kept samples

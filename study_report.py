@@ -21,7 +21,8 @@ import yaml
 import stats
 from report import (_item_outcomes, _save, _series, atomic_write, load_results, md_table, ordered, plt,
                     read_train_log)
-from utils import UserError, read_json
+from records import read_json
+from utils import UserError
 
 CONFIG_NAME = "config.yaml"
 PASSK_SUFFIX = "_passk"

@@ -17,9 +17,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from utils import (LORA_ALPHA, LORA_R, LORA_TARGETS, MANIFEST_NAME, MAX_NEW_TOKENS, UserError, atomic_write_json,
-                   is_main_process, library_versions, process_info, read_json, read_jsonl, read_manifest,
-                   write_manifest)
+from records import (MANIFEST_NAME, atomic_write_json, library_versions, read_json, read_jsonl, read_manifest,
+                     write_manifest)
+from utils import LORA_ALPHA, LORA_R, LORA_TARGETS, MAX_NEW_TOKENS, UserError, is_main_process, process_info
 
 from transformers import TrainerCallback
 from trl import ModelConfig, TrlParser

@@ -20,7 +20,7 @@ os.environ["USE_UNSLOTH"] = "0"  # stock transformers + PEFT (read by modeling.i
 import bench  # noqa: E402
 import generation  # noqa: E402
 from modeling import load_tokenizer  # noqa: E402
-from utils import atomic_write_json  # noqa: E402
+from records import atomic_write_json  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument("--ours", default="256u,256,264,330,440,660",

@@ -10,7 +10,7 @@ import fast_grpo
 import generation
 import grpo
 import training
-from utils import load_split
+from records import load_split
 
 
 def tiny_grpo_trainer(tmp_path, tiny_model_dir, tokenizer, train_ds, fast, peft_config=None, **grpo_args):

@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 import grpo
 import training
 from conftest import run_script
-from utils import UserError, load_split
+from records import load_split
+from utils import UserError
 
 CORRECT = "<think>add the equations</think><answer>x = 2, y = -3</answer>"
 WRONG = "<think>guess</think><answer>x = 1, y = 1</answer>"

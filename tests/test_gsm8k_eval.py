@@ -6,8 +6,8 @@ import os
 import pytest
 
 import gsm8k_eval
-import utils
 from conftest import GSM8K_DIR, run_script
+from records import atomic_write_json, file_sha256, load_gsm8k, read_json
 
 
 @pytest.fixture(autouse=True)
@@ -21,12 +21,12 @@ def test_local_gsm8k_results(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("GSM8K_DIR", GSM8K_DIR)  # the env var alone finds the files
     results = gsm8k_eval.main(["--model", tiny_model_dir, "--limit", "3", "--max-new-tokens", "4",
                                "--name", "tiny", "--out", str(tmp_path)])
-    assert utils.read_json(str(tmp_path / "tiny_gsm8k.json"))["summary"] == results["summary"]
+    assert read_json(str(tmp_path / "tiny_gsm8k.json"))["summary"] == results["summary"]
     s = results["summary"]
     assert (s["benchmark"], s["split"], s["modes"]) == ("gsm8k", "test", ["strict", "flexible", "lenient"])
     assert s["data_file"] == os.path.abspath(os.path.join(GSM8K_DIR, "test.jsonl"))
-    assert s["data_sha256"] == utils.file_sha256(s["data_file"])
-    gold = utils.load_gsm8k("test", GSM8K_DIR)[:3]
+    assert s["data_sha256"] == file_sha256(s["data_file"])
+    gold = load_gsm8k("test", GSM8K_DIR)[:3]
     assert [(r["id"], r["answer"]) for r in results["records"]] == [(g["id"], g["answer"]) for g in gold]
     assert all(set(r["outputs"][0]["correct"]) == set(s["modes"]) for r in results["records"])
 
@@ -49,13 +49,13 @@ def test_rescore_modes(tiny_model_dir, tmp_path):
              f"so the answer is \\boxed{{{c}}}"]  # lenient only
     for record, text in zip(results["records"], texts):
         record["outputs"][0]["text"] = text
-    utils.atomic_write_json(path, results)
+    atomic_write_json(path, results)
     rescored = gsm8k_eval.main(["--rescore", path])
     correct = [r["outputs"][0]["correct"] for r in rescored["records"]]
     assert correct == [{"strict": True, "flexible": True, "lenient": True},
                        {"strict": False, "flexible": True, "lenient": True},
                        {"strict": False, "flexible": False, "lenient": True}]
-    acc = utils.read_json(path)["summary"]["accuracy"]
+    acc = read_json(path)["summary"]["accuracy"]
     assert [acc[m]["correct"] for m in ("strict", "flexible", "lenient")] == [1, 2, 3]
     assert rescored["summary"]["format_failures"] == 2
 
@@ -84,5 +84,5 @@ def test_smollm2_end_to_end(smollm2_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     for mode in ("strict", "flexible", "lenient"):
         assert f"{mode:<9} Final: " in result.stdout
-    results = utils.read_json(str(tmp_path / "smollm2-135m_gsm8k.json"))
+    results = read_json(str(tmp_path / "smollm2-135m_gsm8k.json"))
     assert all(len(r["outputs"][0]["text"].split()) >= 3 for r in results["records"])

@@ -9,6 +9,7 @@ import pytest
 import linear_equation_eval
 import utils
 from conftest import run_script
+from records import MANIFEST_NAME, atomic_write_json, file_sha256, load_split, read_json, write_manifest
 
 FAST = ["--max-new-tokens", "6", "--batch-size", "4"]
 
@@ -59,17 +60,17 @@ def test_results_file(tiny_model_dir, tiny_data, tmp_path):
     results = evaluate(tiny_model_dir, tiny_data, tmp_path, "--limit", "3")
     name = os.path.basename(tiny_model_dir)
     path = tmp_path / f"{name}_linear_equation.json"
-    assert utils.read_json(str(path)) == json.loads(json.dumps(results))
+    assert read_json(str(path)) == json.loads(json.dumps(results))
     assert not list(tmp_path.glob(".*partial*"))  # the sidecar is gone once the results are written
     s = results["summary"]
     assert (s["benchmark"], s["name"], s["split"], s["modes"]) == ("linear_equation", name, "test", ["strict", "lenient"])
-    assert s["data_sha256"] == utils.file_sha256(tiny_data) and s["num_items"] == s["num_outputs"] == 3
+    assert s["data_sha256"] == file_sha256(tiny_data) and s["num_items"] == s["num_outputs"] == 3
     assert s["generation"]["max_new_tokens"] == 6 and s["generation"]["temperature"] == 0.0
     assert s["accuracy"]["strict"]["total"] == 3 and s["accuracy"]["strict"]["ci95"][0] == 0.0
     assert s["truncated"] == sum(o["truncated"] for r in results["records"] for o in r["outputs"])
     assert s["format_failures"] == 3 and s["allow_overlap"] is False and "torch" in s["versions"]
     assert s["tokens_per_s"] > 0 and s["wall_time_s"] > 0
-    test_ids = [r["id"] for r in utils.load_split(tiny_data, "test")][:3]
+    test_ids = [r["id"] for r in load_split(tiny_data, "test")][:3]
     assert [r["id"] for r in results["records"]] == test_ids
     output = results["records"][0]["outputs"][0]
     assert set(output) == {"text", "num_tokens", "truncated", "parsed", "correct"}
@@ -110,9 +111,9 @@ def test_rescore(tiny_model_dir, tiny_data, tmp_path):
     answer = ", ".join(f"{v} = {n}" for v, n in record["answer"].items())
     record["outputs"][0]["text"] = f"<think>solved</think><answer>{answer}</answer>"
     other["outputs"][0]["text"] = "so " + ", ".join(f"{v} = {n}" for v, n in other["answer"].items())
-    utils.atomic_write_json(str(path), results)
+    atomic_write_json(str(path), results)
     rescored = linear_equation_eval.main(["--rescore", str(path)])
-    assert utils.read_json(str(path)) == json.loads(json.dumps(rescored))
+    assert read_json(str(path)) == json.loads(json.dumps(rescored))
     first, second = (r["outputs"][0] for r in rescored["records"])
     assert first["correct"] == {"strict": True, "lenient": True} and first["parsed"]["strict"] == record["answer"]
     assert second["correct"] == {"strict": False, "lenient": True}
@@ -136,8 +137,8 @@ def test_adapter_protocol_and_overlap_guard(tiny_model_dir, adapter_dir, tiny_da
                             "--split", "val", "--overwrite")  # the same name as the protocol run above
     assert plain["records"] != with_adapter["records"]  # the LoRA is applied
 
-    records = utils.load_split(tiny_data, "test")
-    utils.write_manifest(adapter_dir, records[1:2], tiny_data)
+    records = load_split(tiny_data, "test")
+    write_manifest(adapter_dir, records[1:2], tiny_data)
     try:
         with pytest.raises(utils.UserError, match="1 of 3 items.*test-0001.*--allow-overlap"):
             evaluate(tiny_model_dir, tiny_data, tmp_path, "--adapter", adapter_dir, "--limit", "3")
@@ -145,7 +146,7 @@ def test_adapter_protocol_and_overlap_guard(tiny_model_dir, adapter_dir, tiny_da
                            "--allow-overlap")
         assert results["summary"]["allow_overlap"] is True and results["summary"]["overlapping_items"] == 1
     finally:
-        os.remove(os.path.join(adapter_dir, utils.MANIFEST_NAME))
+        os.remove(os.path.join(adapter_dir, MANIFEST_NAME))
 
 
 def bad_run(tmp_path, *args, data=None):
@@ -193,7 +194,7 @@ def test_smollm2_end_to_end(smollm2_dir, tiny_data, tmp_path):
                         "--max-new-tokens", "16", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "strict    Final: " in result.stdout and "lenient   Final: " in result.stdout
-    results = utils.read_json(str(tmp_path / "smollm2-135m_linear_equation.json"))
+    results = read_json(str(tmp_path / "smollm2-135m_linear_equation.json"))
     texts = [r["outputs"][0]["text"] for r in results["records"]]
     assert all(len(t.split()) >= 3 for t in texts), texts  # words, not padding or special tokens
     assert results["summary"]["generated_tokens"] == sum(r["outputs"][0]["num_tokens"] for r in results["records"])
@@ -225,7 +226,7 @@ def test_two_processes_write_the_single_process_results(lively_model_dir, tiny_d
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("strict    Final: ") == 1  # only rank 0 prints the summary
     assert os.listdir(tmp_path / "two") == ["run_linear_equation.json"]  # no sidecars left
-    sharded = utils.read_json(str(tmp_path / "two" / "run_linear_equation.json"))
+    sharded = read_json(str(tmp_path / "two" / "run_linear_equation.json"))
     assert len({r["outputs"][0]["text"] for r in single["records"]}) > 1
     same_results(sharded, single)
 
@@ -254,7 +255,7 @@ def test_finished_results_are_never_silently_replaced(tiny_model_dir, tiny_data,
         evaluate(tiny_model_dir, tiny_data, tmp_path, "--limit", "2", "--name", "run")
     with pytest.raises(utils.UserError, match="other settings.*limit"):  # --resume keeps only the same run
         evaluate(tiny_model_dir, tiny_data, tmp_path, "--limit", "3", "--name", "run", "--resume")
-    assert utils.read_json(str(path)) == json.loads(json.dumps(first))
+    assert read_json(str(path)) == json.loads(json.dumps(first))
     kept = evaluate(tiny_model_dir, tiny_data, tmp_path, "--limit", "2", "--name", "run", "--resume")
     assert kept["records"] == json.loads(json.dumps(first))["records"]
     replaced = evaluate(tiny_model_dir, tiny_data, tmp_path, "--limit", "3", "--name", "run", "--overwrite")
@@ -266,14 +267,14 @@ def test_bad_names_batch_sizes_and_data(tiny_model_dir, tiny_data, tmp_path):
         assert "file name" in bad_run(tmp_path, "--model", tiny_model_dir, "--name", name, data=tiny_data)
     for size in ("0", "-1"):
         assert "--batch-size" in bad_run(tmp_path, "--model", tiny_model_dir, "--batch-size", size, data=tiny_data)
-    records = utils.read_json(tiny_data)
+    records = read_json(tiny_data)
     duplicated = tmp_path / "duplicated.json"
-    utils.atomic_write_json(str(duplicated), {**records, "records": records["records"] + records["records"][:1]})
+    atomic_write_json(str(duplicated), {**records, "records": records["records"] + records["records"][:1]})
     assert "more than one record" in bad_run(tmp_path, "--model", tiny_model_dir, data=str(duplicated))
     no_prompt = tmp_path / "no_prompt.json"
     broken = [dict(r) for r in records["records"]]
     del next(r for r in broken if r["split"] == "test")["prompt"]
-    utils.atomic_write_json(str(no_prompt), {**records, "records": broken})
+    atomic_write_json(str(no_prompt), {**records, "records": broken})
     assert "lacks prompt" in bad_run(tmp_path, "--model", tiny_model_dir, data=str(no_prompt))
     a_file = tmp_path / "a_file"
     a_file.write_text("")
@@ -288,7 +289,7 @@ def test_rescore_of_a_folder_is_one_line(tmp_path):
 
 def copied_test_item(tiny_data, tmp_path, name):
     """tiny_data with train-0000 replaced by test-0001's problem under another id and hash (equations reordered)."""
-    data = utils.read_json(tiny_data)
+    data = read_json(tiny_data)
     records = [dict(r) for r in data["records"]]
     test = next(r for r in records if r["id"] == "test-0001")
     train = next(r for r in records if r["id"] == "train-0000")
@@ -297,7 +298,7 @@ def copied_test_item(tiny_data, tmp_path, name):
     train.update(prompt=[test["prompt"][0], {"role": "user", "content": "\n".join(user)}], answer=test["answer"],
                  equations=test["equations"][::-1], hash="0123456789abcdef")
     path = tmp_path / name
-    utils.atomic_write_json(str(path), {**data, "records": records})
+    atomic_write_json(str(path), {**data, "records": records})
     return str(path), records
 
 
@@ -318,14 +319,14 @@ def test_guard_compares_content_not_stored_hashes(tiny_model_dir, adapter_dir, t
     for name in os.listdir(adapter_dir):
         if name.startswith("adapter_"):
             os.symlink(os.path.join(adapter_dir, name), trained / name)
-    utils.write_manifest(str(trained), [r for r in records if r["id"] == "train-0000"], path)
+    write_manifest(str(trained), [r for r in records if r["id"] == "train-0000"], path)
     message = bad_run(tmp_path, "--model", tiny_model_dir, "--adapter", str(trained), "--limit", "3", data=tiny_data)
     assert "1 of 3 items" in message and "test-0001" in message
     # a manifest written before content keys: its hashes (data.py's content keys) are compared instead
-    manifest = utils.read_json(str(trained / utils.MANIFEST_NAME))
+    manifest = read_json(str(trained / MANIFEST_NAME))
     del manifest["content_keys"]
-    manifest["hashes"] = [utils.load_split(tiny_data, "test")[1]["hash"]]
-    utils.atomic_write_json(str(trained / utils.MANIFEST_NAME), manifest)
+    manifest["hashes"] = [load_split(tiny_data, "test")[1]["hash"]]
+    atomic_write_json(str(trained / MANIFEST_NAME), manifest)
     assert "test-0001" in bad_run(tmp_path, "--model", tiny_model_dir, "--adapter", str(trained), "--limit", "3",
                                   data=tiny_data)
 
@@ -341,8 +342,8 @@ def test_guard_sees_a_copy_with_its_variables_renamed(tiny_data, tmp_path):
     assert utils.content_key(train) != utils.content_key(next(r for r in records if r["id"] == "test-0001"))
     trained = tmp_path / "model"
     os.makedirs(trained)
-    utils.write_manifest(str(trained), [train], tiny_data)
-    items = utils.load_split(tiny_data, "test")
+    write_manifest(str(trained), [train], tiny_data)
+    items = load_split(tiny_data, "test")
     data = {"data_sha256": "another file"}
     assert evaluation.check_overlap(items, [str(trained)], data, allow=True) == 1
     with pytest.raises(utils.UserError, match="test-0001"):

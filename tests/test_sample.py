@@ -8,7 +8,8 @@ import pytest
 import data
 import sample
 from conftest import run_script
-from utils import UserError, check_trace, load_split
+from records import load_split
+from utils import UserError, check_trace
 
 
 def step_record():

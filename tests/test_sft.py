@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 import sft
 import training
-import utils
+from records import MANIFEST_NAME, file_sha256, load_split, read_manifest, write_manifest
 from utils import UserError
 
 STEPS = 6
@@ -91,11 +91,11 @@ def test_output_dir_holds_adapter_tokenizer_config_and_manifest(trained, tiny_da
          "max_train_flops": None, "val_steps": 0}
     assert config["model"]["lora_r"] == 8 and config["training"]["completion_only_loss"] is True
     assert config["training"]["learning_rate"] == 2e-2 and config["training"]["max_steps"] == STEPS
-    manifest = utils.read_manifest(trained)
-    train = utils.load_split(tiny_data, "train")
+    manifest = read_manifest(trained)
+    train = load_split(tiny_data, "train")
     assert manifest["ids"] == [r["id"] for r in train] and manifest["splits"] == ["train"]
     assert manifest["hashes"] == [r["hash"] for r in train]
-    assert manifest["data_sha256"] == utils.file_sha256(tiny_data)
+    assert manifest["data_sha256"] == file_sha256(tiny_data)
 
 
 def test_adapter_is_trained_and_loads_in_the_eval_script(trained, tiny_model_dir, tiny_data, tmp_path):
@@ -134,7 +134,7 @@ def test_resume_continues_from_last_checkpoint(trained, tiny_model_dir, tiny_dat
 def test_resume_of_a_finished_run_changes_nothing(trained, tiny_model_dir, tiny_data, tmp_path, capsys):
     out = tmp_path / "run"
     shutil.copytree(trained, out)
-    before = {p: (out / p).read_bytes() for p in ("adapter_model.safetensors", utils.MANIFEST_NAME, training.LOG_NAME)}
+    before = {p: (out / p).read_bytes() for p in ("adapter_model.safetensors", MANIFEST_NAME, training.LOG_NAME)}
     sft.main(tiny_args(tiny_model_dir, tiny_data, out, "--resume", "--max_steps", str(STEPS), "--learning_rate",
                        "2e-2", "--warmup_steps", "0", "--save_steps", "1", "--eval_steps", "3"))
     assert "already finished at step 6" in capsys.readouterr().out
@@ -270,16 +270,16 @@ def test_full_finetune_saves_a_model_folder_with_every_weight_trained(full_ft, t
     assert any("mlp" in k for k in moved) and any("self_attn" in k for k in moved), moved
     with open(os.path.join(first, "run_config.json")) as f:
         assert json.load(f)["model"]["use_peft"] is False
-    train = utils.load_split(tiny_data, "train")
-    manifest = utils.read_manifest(first)
+    train = load_split(tiny_data, "train")
+    manifest = read_manifest(first)
     assert manifest["ids"] == [r["id"] for r in train[:8]] and manifest["hashes"] == [r["hash"] for r in train[:8]]
     assert "inherited" not in manifest  # the tiny base model has no manifest
 
 
 def test_run_from_a_model_folder_inherits_its_manifest(full_ft, tiny_data):
     first, second = full_ft
-    train = utils.load_split(tiny_data, "train")
-    manifest = utils.read_manifest(second)
+    train = load_split(tiny_data, "train")
+    manifest = read_manifest(second)
     assert manifest["ids"] == [r["id"] for r in train[8:12]]
     assert manifest["inherited"]["from"] == os.path.abspath(first)
     assert manifest["inherited"]["ids"] == [r["id"] for r in train[:8]]
@@ -356,7 +356,7 @@ def test_init_adapter_continues_the_lora(trained, tiny_model_dir, tiny_data, tmp
         torch.testing.assert_close(end[key], start[key])
     with open(out / "adapter_config.json") as f:
         assert json.load(f)["r"] == 8  # the adapter's rank, not --lora_r
-    manifest = utils.read_manifest(str(out))
+    manifest = read_manifest(str(out))
     assert manifest["inherited"]["from"] == os.path.abspath(trained)
     with pytest.raises(UserError, match="adapter_config.json"):
         sft.main(tiny_args(tiny_model_dir, tiny_data, tmp_path / "bad", "--init_adapter", str(tmp_path),
@@ -414,12 +414,12 @@ def test_resume_on_other_items_is_refused(tiny_model_dir, tiny_data, tmp_path):
     out = tmp_path / "run"
     (out / "checkpoint-2").mkdir(parents=True)
     (out / "checkpoint-2" / "trainer_state.json").write_text(json.dumps({"global_step": 2}))
-    records = utils.load_split(tiny_data, "train")
-    utils.write_manifest(str(out), records[:2], tiny_data)
+    records = load_split(tiny_data, "train")
+    write_manifest(str(out), records[:2], tiny_data)
     script_args, _, training_args = sft.parse_args(tiny_args(tiny_model_dir, tiny_data, out, "--resume"))
     with pytest.raises(UserError, match="trained on other items"):
         training.prepare_output_dir(script_args, training_args, records)
-    before = utils.read_manifest(str(out))
+    before = read_manifest(str(out))
     assert before["ids"] == [r["id"] for r in records[:2]]  # not rewritten
     assert training.prepare_output_dir(script_args, training_args, records[:2]).endswith("checkpoint-2")
 

@@ -1,4 +1,5 @@
-"""utils.py: answer parsers (including the original study's failure cases), rewards, statistics, I/O."""
+"""utils.py: answer parsers (including the original study's failure cases), rewards, statistics, content keys
+(the file I/O is tests/test_records.py's)."""
 
 import json
 import math
@@ -11,7 +12,7 @@ import pytest
 
 import utils
 from conftest import GSM8K_DIR
-from utils import UserError, gsm8k_gold, parse_gsm8k_answer, parse_linear_answer
+from utils import gsm8k_gold, parse_gsm8k_answer, parse_linear_answer
 
 XY = ["x", "y"]
 
@@ -212,17 +213,6 @@ def test_gsm8k_gold_examples():
     assert gsm8k_gold("") is None and gsm8k_gold(None) is None
 
 
-def test_load_gsm8k_from_dir_and_env(monkeypatch, tmp_path):
-    test = utils.load_gsm8k("test", GSM8K_DIR)
-    assert len(test) == 1319
-    assert test[0]["id"] == "gsm8k-test-0000" and test[0]["answer"] == 18
-    assert test[0]["prompt"] == utils.gsm8k_prompt(test[0]["question"])
-    monkeypatch.setenv("GSM8K_DIR", GSM8K_DIR)
-    assert [r["answer"] for r in utils.load_gsm8k("test")] == [r["answer"] for r in test]
-    with pytest.raises(UserError, match="GSM8K file not found"):
-        utils.load_gsm8k("test", str(tmp_path))
-
-
 # ----------------------------------------------------------------------------
 # Format and rewards
 
@@ -308,52 +298,6 @@ def test_wilson_interval_empty_and_narrowing():
     assert utils.wilson_interval(0, 0) == (0.0, 0.0)
     widths = [hi - lo for lo, hi in (utils.wilson_interval(n // 2, n) for n in (10, 100, 1000))]
     assert widths[0] > widths[1] > widths[2]
-
-
-# ----------------------------------------------------------------------------
-# Files
-
-
-def test_load_split(tmp_path, tiny_data):
-    test = utils.load_split(tiny_data, "test")
-    assert len(test) == 6 and {r["split"] for r in test} == {"test"}
-    assert len(utils.load_split(tiny_data, "train")) == 24
-    with pytest.raises(UserError, match=r"unknown split 'tset'; choose one of train, val, test, test_ood"):
-        utils.load_split(tiny_data, "tset")
-    with pytest.raises(UserError, match="data file not found: .*missing.json"):
-        utils.load_split(str(tmp_path / "missing.json"), "test")
-    bad = tmp_path / "bad.json"
-    bad.write_text('{"records": [')
-    with pytest.raises(UserError, match="data file is not valid JSON: .*bad.json"):
-        utils.load_split(str(bad), "test")
-    bad.write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(UserError, match="not valid JSON"):
-        utils.load_split(str(bad), "test")
-    bad.write_text('{"meta": {}}')
-    with pytest.raises(UserError, match="has no 'records' list; regenerate it with data.py"):
-        utils.load_split(str(bad), "test")
-    bad.write_text('{"records": [{"split": "train"}]}')
-    with pytest.raises(UserError, match="has no records in split 'test'"):
-        utils.load_split(str(bad), "test")
-
-
-def test_atomic_write_json_never_leaves_half_a_file(tmp_path):
-    path = tmp_path / "out" / "results.json"
-    utils.atomic_write_json(str(path), {"a": [1, 2]})
-    assert utils.read_json(str(path)) == {"a": [1, 2]}
-    with pytest.raises(TypeError):
-        utils.atomic_write_json(str(path), {"a": object()})
-    assert utils.read_json(str(path)) == {"a": [1, 2]}
-    assert os.listdir(path.parent) == ["results.json"]
-
-
-def test_manifest_round_trip(tmp_path, tiny_data):
-    train = utils.load_split(tiny_data, "train")
-    assert utils.read_manifest(str(tmp_path)) is None
-    utils.write_manifest(str(tmp_path), train, tiny_data)
-    manifest = utils.read_manifest(str(tmp_path))
-    assert manifest["ids"] == [r["id"] for r in train] and manifest["splits"] == ["train"]
-    assert manifest["data_sha256"] == utils.file_sha256(tiny_data)
 
 
 # ----------------------------------------------------------------------------
@@ -751,34 +695,11 @@ def test_doctests():
     assert doctest.testmod(utils).failed == 0
 
 
-def test_gsm8k_file_errors_name_the_line(tmp_path):
-    good = {"question": "2 + 2?", "answer": "so 4\n#### 4"}
-    for lines, message in [
-        ([json.dumps(good), "{not json"], r"test.jsonl:2 is not valid JSON"),
-        ([json.dumps(good), json.dumps({"answer": "#### 1"})], r"test.jsonl: row 2 lacks 'question'"),
-        ([json.dumps({"question": "q", "answer": "no marker"})], r"row 1 has no '#### number'"),
-    ]:
-        (tmp_path / "test.jsonl").write_text("\n".join(lines) + "\n")
-        with pytest.raises(utils.UserError, match=message):
-            utils.load_gsm8k("test", str(tmp_path))
-    (tmp_path / "test.jsonl").write_text(json.dumps(good) + "\n")
-    assert utils.load_gsm8k("test", str(tmp_path))[0]["answer"] == 4
-
-
-def test_manifest_of_a_checkpoint_is_its_runs_and_a_malformed_one_is_an_error(tmp_path):
-    utils.atomic_write_json(str(tmp_path / utils.MANIFEST_NAME), {"ids": ["train-0000"], "hashes": ["h"]})
-    (tmp_path / "checkpoint-8").mkdir()
-    assert utils.read_manifest(str(tmp_path / "checkpoint-8"))["hashes"] == ["h"]
-    for bad in ([], {"ids": "train-0000"}, {"hashes": []}):
-        utils.atomic_write_json(str(tmp_path / utils.MANIFEST_NAME), bad)
-        with pytest.raises(utils.UserError, match="not a training manifest"):
-            utils.read_manifest(str(tmp_path))
-
-
 def test_content_key_is_the_problem_not_its_wording(tiny_data):
     import data
 
-    records = utils.read_json(tiny_data)["records"]
+    with open(tiny_data) as f:
+        records = json.load(f)["records"]
     assert all(utils.content_key(r) == r["hash"] for r in records)  # data.py's hash is the content key
     record = records[0]
     user = record["prompt"][1]["content"]
