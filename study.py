@@ -223,7 +223,7 @@ def priority(name, config):
                 for c in primary}
     words = name.split() + ["", "", ""]
     kind, arm, suffix = words[1], words[2], words[3]
-    if (kind, arm) == ("train", S0):
+    if name == "data" or (kind, arm) == ("train", S0):
         return 0
     if kind in ("train", "sample") and arm in arms:
         return 1 if arm.startswith("grpo") else 2
@@ -253,7 +253,7 @@ def run_stages(stages, results, outputs, jobs, dry_run):
     os.makedirs(os.path.join(outputs, "logs"), exist_ok=True)
     while pending or running:
         ready = sorted((s for s in pending if set(s.after) <= finished), key=lambda s: s.rank)
-        if any(s.rank < EXTRAS for s in pending + [r[0] for r in running.values()]):
+        if any(s.rank < EXTRAS for s in ready + [r[0] for r in running.values()]):
             ready = [s for s in ready if s.rank < EXTRAS]  # extras in free slots slowed S0 3x on 2026-12-03
         for stage in ready[:max(0, jobs - len(running))]:
             pending.remove(stage)

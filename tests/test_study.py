@@ -180,8 +180,9 @@ def test_extras_wait_for_the_primary_stages_even_with_free_slots(tmp_path, capsy
         code = f"import time; time.sleep({seconds}); open({out!r}, 'w').close()"
         return study.Stage(name, out, [sys.executable, "-c", code], rank=rank)
 
-    stages = [stage("seed1 train s0", 0, 0.5), stage("seed1 train extra", study.EXTRAS, 0),
-              stage("seed1 eval base x", study.EXTRAS + 1, 0)]
+    stages = [stage("data", study.priority("data", {}), 0), stage("seed1 train s0", 0, 0.5),
+              stage("seed1 train extra", study.EXTRAS, 0), stage("seed1 eval base x", study.EXTRAS + 1, 0)]
+    stages[1].after = stages[2].after = stages[3].after = ["data"]  # the data stage must not wait behind them
     study.run_stages(stages, results, outputs, jobs=3, dry_run=False)
     lines = [line.split(":")[0] + (" start" if "start" in line else " end") for line in capsys.readouterr().out.splitlines()]
     assert lines.index("seed1 train s0 end") < lines.index("seed1 train extra start")
