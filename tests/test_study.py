@@ -119,10 +119,10 @@ def test_study_runs_end_to_end_and_a_rerun_skips_everything(tmp_path, tiny_model
         "contrasts": {"primary": [{"a": "grpo", "b": "sft_more", "benchmark": "linear_equation", "split": "test"}]},
     }
     path = write(tmp_path / "tiny.yaml", config)
-    results = os.path.join(REPO, "results", study)
-    outputs = os.path.join(REPO, "outputs", study)
+    results = str(tmp_path / "results")  # not the repo's results/: a killed run would leave files there
+    outputs = os.path.join(REPO, "outputs", study)  # git-ignored
     try:
-        first = run_script("study.py", path, "--jobs", "2")
+        first = run_script("study.py", path, "--jobs", "2", "--results", results)
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
         seed_dir = os.path.join(results, "seed3")
         for arm in ("base", "s0", "sft_more", "grpo", "rft"):
@@ -145,7 +145,7 @@ def test_study_runs_end_to_end_and_a_rerun_skips_everything(tmp_path, tiny_model
         for script in ("data.py", "sft.py", "grpo.py", "sample.py", "linear_equation_eval.py", "gsm8k_eval.py"):
             assert f"python {script}" in commands, script
 
-        second = run_script("study.py", path, "--jobs", "2")
+        second = run_script("study.py", path, "--jobs", "2", "--results", results)
         assert second.returncode == 0, second.stderr[-3000:]
         stages = 1 + 5 * 2 + 4 + 1  # data, 5 arms x 2 evals, 4 trainings, 1 sampling
         assert second.stdout.count(": done (") == stages, second.stdout
