@@ -28,8 +28,7 @@ from typing import Callable, Optional
 
 import modeling
 from records import atomic_write_json, library_versions, read_json, read_manifest
-from utils import (MAX_NEW_TOKENS, UserError, content_key, is_main_process, process_info, renamed_content_key,
-                   wilson_interval)
+from utils import MAX_NEW_TOKENS, UserError, content_keys, is_main_process, process_info, wilson_interval
 
 SAMPLING_FIELDS = ("max_new_tokens", "num_samples", "temperature", "top_p", "top_k")
 GREEDY = {"num_samples": 1, "temperature": 0.0, "top_p": 1.0, "top_k": 0}
@@ -141,8 +140,7 @@ def check_overlap(items, trained_dirs, data, allow):
     by its hashes, which are data.py's content keys), with the variables renamed, by stored hash, or by id in the
     same data file."""
     overlap = set()
-    keys = {item["id"]: content_key(item) for item in items}
-    renamed = {item["id"]: renamed_content_key(item) for item in items}
+    keys = {item["id"]: content_keys(item) for item in items}  # (as written, variables renamed)
     for directory in trained_dirs:
         manifest = read_manifest(directory) if directory and os.path.isdir(directory) else None
         if not manifest:
@@ -153,7 +151,7 @@ def check_overlap(items, trained_dirs, data, allow):
         same_file = manifest.get("data_sha256") == data["data_sha256"]
         ids = set(manifest.get("ids", [])) if same_file else set()
         found = [item["id"] for item in items
-                 if keys[item["id"]] in trained_keys or renamed[item["id"]] in trained_renamed
+                 if keys[item["id"]][0] in trained_keys or keys[item["id"]][1] in trained_renamed
                  or item.get("hash") in hashes or item["id"] in ids]
         if found and not allow:
             raise UserError(

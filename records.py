@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 
-from utils import UserError, content_key, gsm8k_gold, gsm8k_prompt, renamed_content_key
+from utils import UserError, content_key, content_keys, gsm8k_gold, gsm8k_prompt
 
 
 # ----------------------------------------------------------------------------
@@ -99,8 +99,9 @@ MANIFEST_NAME = "training_manifest.json"
 def write_manifest(output_dir, records, data_path, parent=None, parent_dir=None):
     """What a run trained on; with `parent` (the manifest of the model it started from, in `parent_dir`) that
     model's items too, so the eval scripts' guard covers the whole history."""
-    hashes, keys = [r["hash"] for r in records], [content_key(r) for r in records]
-    renamed = [renamed_content_key(r) for r in records]
+    hashes = [r["hash"] for r in records]
+    pairs = [content_keys(r) for r in records]  # one reading of each prompt for both keys
+    keys, renamed = [k for k, _ in pairs], [r for _, r in pairs]
     manifest = {
         "data_file": os.path.abspath(data_path),
         "data_sha256": file_sha256(data_path),
@@ -113,12 +114,12 @@ def write_manifest(output_dir, records, data_path, parent=None, parent_dir=None)
     if parent:
         manifest["inherited"] = {"from": os.path.abspath(parent_dir), "data_sha256": parent.get("data_sha256"),
                                  "ids": parent["ids"], "hashes": parent["hashes"]}
-        manifest["hashes"] = hashes + [h for h in parent["hashes"] if h not in set(hashes)]
         # an older parent manifest has no content keys: its hashes are data.py's content keys
-        parent_keys = parent.get("content_keys", parent["hashes"])
-        manifest["content_keys"] = keys + [k for k in parent_keys if k not in set(keys)]
-        parent_renamed = parent.get("renamed_content_keys", [])
-        manifest["renamed_content_keys"] = renamed + [k for k in parent_renamed if k not in set(renamed)]
+        for field, ours, theirs in (("hashes", hashes, parent["hashes"]),
+                                    ("content_keys", keys, parent.get("content_keys", parent["hashes"])),
+                                    ("renamed_content_keys", renamed, parent.get("renamed_content_keys", []))):
+            seen = set(ours)  # once, not per parent key: manifests hold tens of thousands
+            manifest[field] = ours + [k for k in theirs if k not in seen]
     atomic_write_json(os.path.join(output_dir, MANIFEST_NAME), manifest)
 
 

@@ -246,17 +246,19 @@ def content_key(record):
     return system if isinstance(system, str) else key_hash(canonical_key(*system))
 
 
-def renamed_content_key(record):
-    """content_key with the variables' names ignored: the same system with x and y swapped, or written in a and b,
-    gets the same key (the least canonical form over the variables' orders; up to MAX_RENAMED_VARIABLES)."""
+def content_keys(record):
+    """(content_key, the same with the variables' names ignored), from one reading of the prompt. In the second,
+    the same system with x and y swapped, or written in a and b, gets the same key (the least canonical form over
+    the variables' orders; up to MAX_RENAMED_VARIABLES variables, beyond which the names count)."""
     system = _prompt_system(record)
     if isinstance(system, str):
-        return system
+        return system, system
     matrix, constants = system
+    key = key_hash(canonical_key(matrix, constants))
     if len(matrix[0]) > MAX_RENAMED_VARIABLES:
-        return key_hash(canonical_key(matrix, constants))
-    return key_hash(min(canonical_key([[row[i] for i in order] for row in matrix], constants)
-                        for order in itertools.permutations(range(len(matrix[0])))))
+        return key, key
+    return key, key_hash(min(canonical_key([[row[i] for i in order] for row in matrix], constants)
+                             for order in itertools.permutations(range(len(matrix[0])))))
 
 
 def _prompt_system(record):
