@@ -7,6 +7,8 @@
 #     bash runbooks/study_small_h200.sh first           # carry .gguf/part0, then again with part1: install, keep the parts
 #     SEEDS="1 2 3" JOBS=6 bash runbooks/study_small_h200.sh launch [S]   # carry .gguf/part2: join, start, watch S s
 #     bash runbooks/study_small_h200.sh watch [S]       # watch S seconds (default 540), then pack what is done
+#     bash runbooks/study_small_h200.sh bench [S]       # after launch (the GGUF joined), once study.py has ended:
+#                                                       # bench.py's SmolLM2 rows (eval, GRPO fast vs stock), S s at most
 # Every call packs the results and the stage logs into $OUT/small.tgz, so a lost machine loses no finished run.
 # Results go to outputs/small/results (git-ignored): the device tool's tree sync deletes untracked files under
 # results/ at each call (it did on 2026-12-03). Unpack here and move outputs/small/results/seed<N> to
@@ -75,6 +77,13 @@ PY
     ;;
 watch)
     wait_study "${2:-540}"; pack
+    ;;
+bench)  # the study's GRPO shape: 16 prompts x 8 completions, 384 tokens, fp32 full fine-tuning (bench sets no TF32)
+    USE_UNSLOTH=0 timeout "${2:-450}" python3 bench.py --device cuda --model "$(python3 -c "import modeling
+print(modeling.smollm2_path())")" --dtype fp32 --parts floor,eval,grpo --grpo-variants full --grpo-prompts 16 \
+        --grpo-generations 8 --grpo-tokens 384 --gsm8k-dir .gpu/gsm8k --out "$OUT/bench_smollm2.json" \
+        > "$OUT/bench_smollm2.log" 2>&1
+    echo "bench exit $? (124 = timeout)"; cat "$OUT/bench_smollm2.md" 2>/dev/null || tail -n 30 "$OUT/bench_smollm2.log"
     ;;
 *) echo "unknown part: $PART"; exit 2 ;;
 esac
