@@ -17,20 +17,16 @@ without the flag, a copy named <run>_train_log.jsonl in the study folder is used
 import argparse
 import glob
 import json
-import math
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only: no display on servers, CI or Colab kernels
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from records import read_json, read_jsonl  # noqa: E402
-from utils import UserError, cli, wilson_interval  # noqa: E402
+from records import read_json, read_jsonl
+from stats import mcnemar_exact, paired_bootstrap
+from utils import UserError, cli, wilson_interval
 
 RUN_ORDER = ("baseline", "sft", "grpo", "sft_grpo")
 RUN_LABELS = {"baseline": "Baseline", "sft": "SFT", "grpo": "GRPO", "sft_grpo": "SFT+GRPO"}
@@ -148,36 +144,6 @@ def load_train_logs(specs, study_dir, runs):
 # Paired significance against the baseline
 
 
-def mcnemar_exact(lost, gained):
-    """Two-sided exact McNemar test: binomial(lost + gained, 1/2) on the discordant pairs.
-
-    >>> mcnemar_exact(1, 9)
-    0.021484375
-    """
-    n, k = lost + gained, min(lost, gained)
-    if n == 0:
-        return 1.0
-    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
-
-
-def paired_bootstrap(diffs, samples=10000, seed=0):
-    """Mean of per-item differences, its 95% percentile CI and a two-sided p-value for mean 0.
-
-    Resamples items (not outputs), so n samples of one item are not counted as n independent trials.
-    The p-value is the share of bootstrap means at least as far from the observed mean as the
-    observed mean is from 0 (the bootstrap distribution shifted to the null), with the +1 correction.
-    """
-    diffs = np.asarray(diffs, dtype=float)
-    rng = np.random.default_rng(seed)
-    observed = float(diffs.mean())
-    means = np.concatenate([  # chunks keep memory at ~8 MB for the full GSM8K test set
-        diffs[rng.integers(0, len(diffs), size=(min(1000, samples - s), len(diffs)))].mean(axis=1)
-        for s in range(0, samples, 1000)])
-    extreme = int(np.sum(np.abs(means - observed) >= abs(observed) - 1e-12))
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return {"delta": observed, "ci95": (float(lo), float(hi)), "p": (extreme + 1) / (samples + 1)}
-
-
 def _item_outcomes(result, mode):
     return {r["id"]: [bool(o["correct"][mode]) for o in r["outputs"]] for r in result.records}
 
@@ -289,6 +255,11 @@ def detail_table(by_key, runs, column, baseline, samples, seed):
     return md_table(header, rows)
 
 
+def _is_val_accuracy(key):
+    # val_accuracy, eval_accuracy, val/accuracy_strict ...; not SFT's next-token accuracy
+    return "accuracy" in key and "token" not in key
+
+
 def training_table(logs):
     rows = []
     for run in ordered(list(logs), RUN_ORDER):
@@ -351,97 +322,6 @@ def render_report(study_dir, results, logs, plots, baseline, samples, seed):
 
 
 # ----------------------------------------------------------------------------
-# Plots
-
-
-def _save(fig, path):
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
-    finally:
-        plt.close(fig)
-
-
-def plot_accuracy(results, path):
-    """Grouped bars (one group per benchmark column, one bar per run), strict and lenient panels."""
-    by_key = {(r.run, r.benchmark, r.split): r for r in results}
-    runs = ordered([r.run for r in results], RUN_ORDER)
-    columns = ordered({(r.benchmark, r.split) for r in results}, COLUMNS)
-    colors = plt.get_cmap("tab10").colors
-    width = 0.8 / len(runs)
-    fig, axes = plt.subplots(1, len(TABLE_MODES), figsize=(5.5 * len(TABLE_MODES), 4.8), sharey=True,
-                             layout="constrained")
-    top = 0.0  # y axis fits the largest upper CI bound, so small effects stay visible
-    for ax, mode in zip(axes, TABLE_MODES):
-        for j, run in enumerate(runs):
-            xs, ys, err = [], [], [[], []]
-            for i, column in enumerate(columns):
-                r = by_key.get((run, *column))
-                if r is None or mode not in r.summary["accuracy"]:
-                    continue
-                correct, total = r.count(mode)
-                p = correct / total if total else 0.0
-                lo, hi = wilson_interval(correct, total)
-                xs.append(i - 0.4 + width * (j + 0.5))
-                ys.append(100 * p)
-                err[0].append(100 * (p - lo))
-                err[1].append(100 * (hi - p))
-            ax.bar(xs, ys, width * 0.92, yerr=err, capsize=3, color=colors[j % 10], label=RUN_LABELS.get(run, run))
-            top = max([top, *(y + up for y, up in zip(ys, err[1]))])
-            for x, y, up in zip(xs, ys, err[1]):  # above the whisker, so CI and label never overlap
-                ax.text(x, y + up, f"{y:.1f}", ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(range(len(columns)), [column_label(c) for c in columns], fontsize=10)
-        ax.set_title(f"{mode} parsing", fontsize=12)
-        ax.grid(axis="y", alpha=0.3)
-        ax.set_axisbelow(True)
-    axes[0].set_ylim(0, min(105.0, max(5.0, 1.2 * top)))
-    axes[0].set_ylabel("accuracy (%)", fontsize=11)
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=len(runs), fontsize=10)
-    fig.suptitle("Accuracy by benchmark (bars: value in %; whiskers: 95% Wilson CI)", fontsize=13)
-    _save(fig, path)
-
-
-def _is_val_accuracy(key):
-    # val_accuracy, eval_accuracy, val/accuracy_strict ...; not SFT's next-token accuracy
-    return "accuracy" in key and "token" not in key
-
-
-def _series(log, key):
-    points = [(row["step"], row[key]) for row in log
-              if isinstance(row.get(key), (int, float)) and isinstance(row.get("step"), (int, float))]
-    return [p[0] for p in points], [p[1] for p in points]
-
-
-CURVE_LABELS = {"loss": "train loss", "eval_loss": "eval loss", "reward": "total"}
-
-
-def plot_training(run, log, path):
-    """Loss / eval loss, reward components, validation accuracy: one panel each that has data."""
-    keys = sorted({k for row in log for k in row})
-    panels = [("Loss", "loss", ["loss", "eval_loss"]),
-              ("Reward (mean per completion)", "reward",
-               ["reward"] + [k for k in keys if k.startswith("rewards/") and k.endswith("/mean")]),
-              ("Validation accuracy", "accuracy", [k for k in keys if _is_val_accuracy(k)])]
-    panels = [(t, y, ks) for t, y, ks in panels if any(_series(log, k)[0] for k in ks)]
-    if not panels:
-        return False
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False, layout="constrained")
-    for ax, (title, ylabel, ks) in zip(axes[0], panels):
-        for k in ks:
-            xs, ys = _series(log, k)
-            if xs:
-                name = CURVE_LABELS.get(k) or k.removeprefix("rewards/").removesuffix("/mean")
-                ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, label=name)
-        ax.set_title(title, fontsize=11)
-        ax.set_xlabel("step")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"Training: {RUN_LABELS.get(run, run)}", fontsize=13)
-    _save(fig, path)
-    return True
-
-
-# ----------------------------------------------------------------------------
 # Files and command line
 
 
@@ -475,7 +355,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.bootstrap_samples < 1:
         raise UserError("--bootstrap-samples must be at least 1")
-    import study_report  # here, not at the top: it imports this module
+    import study_report  # here, not at the top: it imports this module, as plots.py does
+    from plots import plot_accuracy, plot_training
 
     if study_report.is_study(args.study_dir):  # seed*/ subfolders: the multi-seed study report
         return study_report.main(args)

@@ -1,9 +1,49 @@
-"""Statistics for the multi-seed study: hierarchical bootstrap of paired differences, Holm, pass@k.
+"""Statistics of the reports: exact McNemar and the paired item bootstrap (report.py); for the multi-seed study, the
+hierarchical bootstrap of paired differences, Holm, pass@k (study_report.py).
 
-Pure numpy. Used by study_report.py; kept apart so the numbers can be tested without any files.
+Pure numpy; kept apart so the numbers can be tested without any files.
 """
 
+import math
+
 import numpy as np
+
+# ----------------------------------------------------------------------------
+# Two results on the same items (report.py)
+
+
+def mcnemar_exact(lost, gained):
+    """Two-sided exact McNemar test: binomial(lost + gained, 1/2) on the discordant pairs.
+
+    >>> mcnemar_exact(1, 9)
+    0.021484375
+    """
+    n, k = lost + gained, min(lost, gained)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
+
+
+def paired_bootstrap(diffs, samples=10000, seed=0):
+    """Mean of per-item differences, its 95% percentile CI and a two-sided p-value for mean 0.
+
+    Resamples items (not outputs), so n samples of one item are not counted as n independent trials.
+    The p-value is the share of bootstrap means at least as far from the observed mean as the
+    observed mean is from 0 (the bootstrap distribution shifted to the null), with the +1 correction.
+    """
+    diffs = np.asarray(diffs, dtype=float)
+    rng = np.random.default_rng(seed)
+    observed = float(diffs.mean())
+    means = np.concatenate([  # chunks keep memory at ~8 MB for the full GSM8K test set
+        diffs[rng.integers(0, len(diffs), size=(min(1000, samples - s), len(diffs)))].mean(axis=1)
+        for s in range(0, samples, 1000)])
+    extreme = int(np.sum(np.abs(means - observed) >= abs(observed) - 1e-12))
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {"delta": observed, "ci95": (float(lo), float(hi)), "p": (extreme + 1) / (samples + 1)}
+
+
+# ----------------------------------------------------------------------------
+# A multi-seed study (study_report.py)
 
 _CHUNK = 4_000_000  # index entries per gather chunk (~32 MB of int64): bounds memory on big test sets
 
@@ -34,7 +74,7 @@ def hierarchical_bootstrap_diff(per_seed_diffs, samples=10000, seed=0):
     per-seed means: both seed-to-seed and test-item variation end up in the interval. With one
     seed this is the plain item bootstrap.
 
-    CI: 95% percentile interval. p: shifted-null bootstrap, as report.paired_bootstrap: the share of
+    CI: 95% percentile interval. p: shifted-null bootstrap, as paired_bootstrap: the share of
     replicates at least as far from the estimate as the estimate is from 0 (the bootstrap
     distribution moved to be centred on 0), with the +1 correction so p >= 1/(samples+1).
     Note that with few seeds (2-3) the seed level of the bootstrap is coarse and the CI is optimistic.

@@ -19,8 +19,7 @@ import numpy as np
 import yaml
 
 import stats
-from report import (_item_outcomes, _save, _series, atomic_write, load_results, md_table, ordered, plt,
-                    read_train_log)
+from report import _item_outcomes, atomic_write, load_results, md_table, ordered, read_train_log
 from records import read_json
 from utils import UserError
 
@@ -235,101 +234,6 @@ def last_values(rows):
 
 
 # ----------------------------------------------------------------------------
-# Plots
-
-
-def arm_colors(study):
-    return {arm: plt.get_cmap("tab10").colors[i % 10] for i, arm in enumerate(study.arms)}
-
-
-def plot_learning_curves(study, path):
-    """val_accuracy vs step: one line per seed, one colour per arm."""
-    colors, fig = arm_colors(study), None
-    for arm in study.arms:
-        for i, seed in enumerate(s for s in study.seeds if s in study.logs.get(arm, {})):
-            xs, ys = _series(study.logs[arm][seed], "val_accuracy")
-            if not xs:
-                continue
-            if fig is None:
-                fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-            ax.plot(xs, [100 * y for y in ys], color=colors[arm], alpha=0.8, marker="o", markersize=3,
-                    label=study.label(arm) if i == 0 else None)
-    if fig is None:
-        return False
-    ax.set_xlabel("step")
-    ax.set_ylabel("validation accuracy (%)")
-    ax.set_title("Learning curves (one line per training seed)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    _save(fig, path)
-    return True
-
-
-def plot_passk(study, rows, path):
-    columns = ordered({r["key"][1:] for r in rows}, COLUMN_ORDER)
-    colors = arm_colors(study)
-    fig, axes = plt.subplots(1, len(columns), figsize=(5.5 * len(columns), 4.2), squeeze=False,
-                             layout="constrained")
-    for ax, column in zip(axes[0], columns):
-        for r in (r for r in rows if r["key"][1:] == column):
-            ks = sorted(r["ks"])
-            ax.plot(ks, [100 * r["ks"][k][1] for k in ks], marker="o", color=colors[r["key"][0]],
-                    label=study.label(r["key"][0]))
-            for k in ks:  # per-seed values as faint dots: the spread the mean hides
-                vals = [100 * v for v in r["ks"][k][0] if v is not None]
-                ax.scatter([k] * len(vals), vals, color=colors[r["key"][0]], alpha=0.3, s=10)
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(KS, [str(k) for k in KS])
-        ax.set_xlabel("k")
-        ax.set_ylabel("pass@k (%)")
-        ax.set_title(col_name(column))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    _save(fig, path)
-
-
-def plot_first_errors(study, first, path):
-    """Share of each arm's wrong answers by the first line check_trace flags."""
-    arms = [a for a in study.arms if sum(first[a].values())]
-    colors, width = arm_colors(study), 0.8 / max(1, len(arms))
-    fig, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")
-    for j, arm in enumerate(arms):
-        total = sum(first[arm].values())
-        ax.bar(np.arange(len(FIRST_ERROR_BINS)) - 0.4 + width * (j + 0.5),
-               [100 * first[arm][b] / total for b in FIRST_ERROR_BINS], width * 0.92,
-               color=colors[arm], label=f"{study.label(arm)} ({total} wrong)")
-    ax.set_xticks(range(len(FIRST_ERROR_BINS)), FIRST_ERROR_BINS)
-    ax.set_xlabel("first wrong line (none: every line checks)")
-    ax.set_ylabel("% of wrong answers")
-    ax.set_title("Where wrong linear-equation answers first go wrong")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    _save(fig, path)
-
-
-def plot_seed_accuracy(study, mode, path):
-    """One panel per benchmark/split: each seed's accuracy as a dot, the mean over seeds as a bar."""
-    columns = columns_of(study.greedy)
-    colors = arm_colors(study)
-    fig, axes = plt.subplots(1, len(columns), figsize=(max(4.5, 0.8 * len(study.arms)) * len(columns), 4.2),
-                             squeeze=False, layout="constrained")
-    for ax, column in zip(axes[0], columns):
-        arms = [a for a in study.arms if study.greedy.get((a, *column))]
-        for i, arm in enumerate(arms):
-            vals, mean = seed_values(study, study.greedy[(arm, *column)], lambda r: accuracy(r, mode))
-            vals = [100 * v for v in vals if v is not None]
-            ax.bar(i, 100 * mean, 0.6, color=colors[arm], alpha=0.35)
-            ax.scatter([i] * len(vals), vals, color=colors[arm], s=16, zorder=3)
-        ax.set_xticks(range(len(arms)), arms, rotation=30, fontsize=9)
-        ax.set_title(col_name(column))
-        ax.grid(axis="y", alpha=0.3)
-        ax.set_axisbelow(True)
-    axes[0][0].set_ylabel(f"{mode} accuracy (%)")
-    fig.suptitle("Accuracy per training seed (dots) and mean over seeds (bars)")
-    _save(fig, path)
-
-
-# ----------------------------------------------------------------------------
 # Report
 
 
@@ -453,6 +357,9 @@ def render(study, mode, contrasts, traces, passk, plots, samples, seed):
 
 def main(args):
     """Study mode of report.main: args as report.parse_args makes them. Returns report.md's path."""
+    # here, not at the top: plots.py imports this module
+    from plots import plot_first_errors, plot_learning_curves, plot_passk, plot_seed_accuracy
+
     if args.train_log:
         raise UserError("--train-log is for a single results folder; a study reads seedN/<arm>_train_log.jsonl")
     study = load_study(args.study_dir)

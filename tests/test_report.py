@@ -96,28 +96,6 @@ def table_row(text, section, run):
     return rows[0]
 
 
-def test_mcnemar_exact_hand_computed():
-    assert report.mcnemar_exact(1, 9) == pytest.approx(0.021484375, abs=1e-15)  # 2 * (1 + 10) / 2**10
-    assert report.mcnemar_exact(9, 1) == pytest.approx(0.021484375, abs=1e-15)
-    assert report.mcnemar_exact(0, 5) == pytest.approx(2 / 32)
-    assert report.mcnemar_exact(3, 3) == 1.0
-    assert report.mcnemar_exact(0, 0) == 1.0
-
-
-def test_paired_bootstrap_seeded():
-    # two items with diffs 1 and 0: bootstrap means are 0, .5, 1 with probabilities 1/4, 1/2, 1/4;
-    # |mean - .5| >= .5 has probability 1/2, and the 95% percentile interval is [0, 1]
-    first = report.paired_bootstrap([1.0, 0.0], samples=10000, seed=0)
-    assert first == report.paired_bootstrap([1.0, 0.0], samples=10000, seed=0)
-    assert first["delta"] == 0.5
-    assert first["p"] == pytest.approx(0.5, abs=0.02)
-    assert first["ci95"] == (0.0, 1.0)
-    # a constant improvement never crosses 0: the smallest p the test can give
-    same = report.paired_bootstrap([0.5] * 10, samples=999, seed=1)
-    assert same["p"] == pytest.approx(1 / 1000) and same["ci95"] == pytest.approx((0.5, 0.5))
-    assert report.paired_bootstrap([1.0, -1.0, 0.0], samples=200, seed=0)["p"] == 1.0
-
-
 def test_report_tables(study, tmp_path, capsys):
     path = report.main([str(study), "--train-log", f"grpo={grpo_log(tmp_path)}", "--bootstrap-samples", "2000"])
     assert path == str(study / "report.md")

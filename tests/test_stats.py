@@ -1,4 +1,5 @@
-"""stats.py: pass@k against brute force, Holm on a textbook example, the hierarchical bootstrap."""
+"""stats.py: McNemar and the paired bootstrap by hand, pass@k against brute force, Holm on a textbook example, the
+hierarchical bootstrap."""
 
 import itertools
 import time
@@ -6,8 +7,29 @@ import time
 import numpy as np
 import pytest
 
-import report
 import stats
+
+
+def test_mcnemar_exact_hand_computed():
+    assert stats.mcnemar_exact(1, 9) == pytest.approx(0.021484375, abs=1e-15)  # 2 * (1 + 10) / 2**10
+    assert stats.mcnemar_exact(9, 1) == pytest.approx(0.021484375, abs=1e-15)
+    assert stats.mcnemar_exact(0, 5) == pytest.approx(2 / 32)
+    assert stats.mcnemar_exact(3, 3) == 1.0
+    assert stats.mcnemar_exact(0, 0) == 1.0
+
+
+def test_paired_bootstrap_seeded():
+    # two items with diffs 1 and 0: bootstrap means are 0, .5, 1 with probabilities 1/4, 1/2, 1/4;
+    # |mean - .5| >= .5 has probability 1/2, and the 95% percentile interval is [0, 1]
+    first = stats.paired_bootstrap([1.0, 0.0], samples=10000, seed=0)
+    assert first == stats.paired_bootstrap([1.0, 0.0], samples=10000, seed=0)
+    assert first["delta"] == 0.5
+    assert first["p"] == pytest.approx(0.5, abs=0.02)
+    assert first["ci95"] == (0.0, 1.0)
+    # a constant improvement never crosses 0: the smallest p the test can give
+    same = stats.paired_bootstrap([0.5] * 10, samples=999, seed=1)
+    assert same["p"] == pytest.approx(1 / 1000) and same["ci95"] == pytest.approx((0.5, 0.5))
+    assert stats.paired_bootstrap([1.0, -1.0, 0.0], samples=200, seed=0)["p"] == 1.0
 
 
 def brute_pass_at_k(n, c, k):
@@ -75,14 +97,14 @@ def test_hierarchical_bootstrap_covers_and_shrinks():
 def test_hierarchical_bootstrap_one_seed_is_item_bootstrap():
     diffs = np.random.default_rng(0).choice([-1.0, 0.0, 1.0], size=200, p=[0.2, 0.5, 0.3])
     h = stats.hierarchical_bootstrap_diff([diffs], samples=20000, seed=3)
-    p = report.paired_bootstrap(diffs, samples=20000, seed=3)
+    p = stats.paired_bootstrap(diffs, samples=20000, seed=3)
     assert h["delta"] == pytest.approx(p["delta"])
     assert h["ci95"] == pytest.approx(p["ci95"], abs=0.01)
     assert h["p"] == pytest.approx(p["p"], abs=0.02)
     # many distinct values take the gather path instead of the multinomial one: same distribution
     cont = np.random.default_rng(1).normal(0.1, 1, size=300)
     hc = stats.hierarchical_bootstrap_diff([cont], samples=20000, seed=0)
-    pc = report.paired_bootstrap(cont, samples=20000, seed=0)
+    pc = stats.paired_bootstrap(cont, samples=20000, seed=0)
     assert hc["ci95"] == pytest.approx(pc["ci95"], abs=0.01)
     assert stats.hierarchical_bootstrap_diff([diffs], samples=500, seed=3) == \
         stats.hierarchical_bootstrap_diff([diffs], samples=500, seed=3)
