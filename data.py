@@ -9,7 +9,7 @@ solution, so the solution is exact and unique. No system appears twice anywhere 
 a set, each scaled to lowest terms), so the splits are disjoint by construction. The test splits are
 drawn first: changing --train does not change them (and train[:n] is the same for every --train >= n).
 Each record's `response` is an exact worked elimination written by this program: by default one checkable
-operation per line (--solution-format steps, verified by utils.check_trace), or the earlier compact form.
+operation per line (--solution-format steps, verified by traces.check_trace), or the earlier compact form.
 The OOD splits change one factor each: test_near wider coefficients, test_far one more variable.
 
 One record (abridged):
@@ -193,7 +193,7 @@ def _scaled_line(label, multiplier, row, variables):
 
 
 def worked_solution_steps(matrix, constants, variables, solution):
-    """Elimination written so that a reader (or utils.check_trace) can verify each line by itself: each scaled
+    """Elimination written so that a reader (or traces.check_trace) can verify each line by itself: each scaled
     equation term by term, then the difference term by term, then the division, results before reductions."""
     n = len(variables)
     rows = {i: list(coefs) + [const] for i, (coefs, const) in enumerate(zip(matrix, constants), 1)}
@@ -386,7 +386,7 @@ def parse_args(argv=None):
     p.add_argument("--nonzero-coefs", action=argparse.BooleanOptionalAction, default=None,
                    help="every coefficient non-zero (default: the preset's)")
     p.add_argument("--solution-format", choices=sorted(SOLUTION_FORMATS), default="steps",
-                   help="steps: every line one checkable operation (utils.check_trace); compact: one line per "
+                   help="steps: every line one checkable operation (traces.check_trace); compact: one line per "
                         "elimination (the earlier format, for the ablation)")
     p.add_argument("--train", type=int, default=512, help="train items (SFT and GRPO train on these only)")
     p.add_argument("--val", type=int, default=64, help="validation items (eval loss / val accuracy during training)")

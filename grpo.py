@@ -66,7 +66,7 @@ class ScriptArguments(training.RunArguments):
         "help": "Reward functions (utils.py), weighted by --reward_weights: correctness (1 correct, --wrong_credit "
                 "well-formed but wrong, else 0), format (the <think>/<answer> tags, graded; constant once SFT "
                 "taught the format, so leave it out after SFT), trace (1 when every line of the worked solution "
-                "checks, utils.check_trace: a process reward)."})
+                "checks, traces.check_trace: a process reward)."})
     wrong_credit: float = field(default=WRONG_BUT_WELL_FORMED_CREDIT, metadata={
         "help": "Correctness reward for a well-formed but wrong answer (study: 0.1; 0 = correct answers only)."})
     partial_credit: bool = field(default=False, metadata={

@@ -5,7 +5,7 @@
     python sft.py --model_name_or_path outputs/s0 --use_peft false --data data_rft.json ...  # then SFT on them
 
 A sample is kept only when the strict parser reads the right answer and every line of its worked solution checks
-(--verify trace, the default; utils.check_trace), when the answer is right (--verify answer), or always
+(--verify trace, the default; traces.check_trace), when the answer is right (--verify answer), or always
 (--verify none: plain distillation, as the original study's teacher data). Each kept sample is a train record of its own
 (id `<id>-s<j>`, the problem's hash, so the eval scripts' contamination guard still sees the problem) with a
 `source` saying where it came from; identical samples of one prompt are kept once. Records of the other splits
@@ -20,7 +20,8 @@ import time
 from dataclasses import asdict, dataclass, field
 
 from records import atomic_write_json, load_split, read_json
-from utils import MAX_NEW_TOKENS, UserError, check_trace, cli, is_correct
+from traces import check_trace
+from utils import MAX_NEW_TOKENS, UserError, cli, is_correct
 
 VERIFY = ("trace", "answer", "none")
 

@@ -176,9 +176,9 @@ def run_contrasts(study, mode, samples, seed):
 def trace_checks(study, mode):
     """Per (arm, split) of linear_equation: per-seed valid share and pooled counts; first-error bins per arm.
 
-    None when utils.check_trace is not there (an older checkout)."""
+    None when traces.check_trace is not there (an older checkout)."""
     try:
-        from utils import check_trace
+        from traces import check_trace
     except ImportError:
         return None
     rows, first = [], defaultdict(Counter)
@@ -296,7 +296,7 @@ def render(study, mode, contrasts, traces, passk, plots, samples, seed):
         out += ["Seeds left out of a contrast:", ""] + [f"- {n}" for n in notes] + [""]
     out += ["## Trace validity (linear equations)", ""]
     if traces is None:
-        out += ["`utils.check_trace` is not available in this checkout, so traces were not checked.", ""]
+        out += ["`traces.check_trace` is not available in this checkout, so traces were not checked.", ""]
     elif not traces[0]:
         out += ["No linear_equation results.", ""]
     else:
@@ -304,7 +304,7 @@ def render(study, mode, contrasts, traces, passk, plots, samples, seed):
 
         def share(k, n):
             return f"{k}/{n} ({100 * k / n:.1f}%)" if n else "–"
-        out += ["Valid: every line of the output checks (`utils.check_trace`). Mean over seeds with each "
+        out += ["Valid: every line of the output checks (`traces.check_trace`). Mean over seeds with each "
                 "seed's share; the counts pool the seeds.", "",
                 md_table(["Arm", "split", "outputs", "valid traces", "correct answer, invalid trace",
                           "wrong answer, valid trace"],

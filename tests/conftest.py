@@ -1,8 +1,10 @@
-"""Shared fixtures: paths, a tiny data.json, a tiny random model saved to disk, the embedded SmolLM2."""
+"""Shared fixtures: paths, a tiny data.json, a tiny random model saved to disk, the embedded SmolLM2; and what
+the parser and trace tests share (TRACE, msg, slowest_ms)."""
 
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -15,6 +17,37 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# A worked solution whose every line checks (traces.check_trace): test_traces.py and the trace reward's tests
+TRACE = """<think>
+(1) -3x + 5y = 48
+(2) -4x - y = 18
+Eliminate x: multiply (1) by -4 and (2) by -3.
+(1) * (-4): (-4)*(-3)x + (-4)*5y = (-4)*48 -> 12x - 20y = -192
+(2) * (-3): (-3)*(-4)x + (-3)*(-1)y = (-3)*18 -> 12x + 3y = -54
+(3) = (1) * (-4) - (2) * (-3): (-20 - 3)y = -192 - (-54) -> -23y = -138
+y = -138 / (-23) = 6
+Substitute y = 6 into (1): -3x + 5*6 = 48 -> -3x + 30 = 48
+-3x = 48 - 30 = 18
+x = 18 / (-3) = -6
+</think>
+<answer>x = -6, y = 6</answer>"""
+
+
+def msg(text):
+    """A completion in TRL's conversational form."""
+    return [{"role": "assistant", "content": text}]
+
+
+def slowest_ms(fn, text):
+    # Best of three: the bound is on the algorithm, not on a busy machine's worst moment.
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        fn(text)
+        times.append((time.perf_counter() - start) * 1000)
+    return min(times)
 
 
 def run_script(*args, cwd=REPO, timeout=600):

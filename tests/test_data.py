@@ -15,6 +15,7 @@ from math import gcd
 import pytest
 
 import data
+import traces
 import utils
 from conftest import run_script
 
@@ -393,7 +394,7 @@ def test_generated_systems_have_all_properties(fmt, generated, generated_steps):
             else:
                 check_step_solution(r["response"], variables, r["equations"], r["answer"])
                 if (total + len(keys)) % 25 == 0:  # check_trace costs ~3 ms per solution: 1 in 25 of them
-                    assert utils.check_trace(r["response"])["valid"], r["response"]
+                    assert traces.check_trace(r["response"])["valid"], r["response"]
         assert utils.correctness_reward([r["response"] for r in records], [r["answer"] for r in records]) \
             == [1.0] * len(records)
         total += len(records)

@@ -9,7 +9,7 @@ from conftest import run_script
 
 import report
 import stats
-import utils
+import traces
 from utils import UserError
 
 N = 20  # items per synthetic split
@@ -214,7 +214,7 @@ mode: strict
 
 
 def fake_check_trace(text):
-    """Stand-in for utils.check_trace with its API: a line reading "bad" is a wrong line."""
+    """Stand-in for traces.check_trace with its API: a line reading "bad" is a wrong line."""
     lines = text.splitlines()
     bad = [i for i, line in enumerate(lines, 1) if line == "bad"]
     return {"checked": len(lines), "errors": len(bad), "valid": not bad,
@@ -234,7 +234,7 @@ STUDY_CORRECT = {("base", "test"): (2, 2, 2), ("s0", "test"): (4, 5, 6), ("sft_m
 
 @pytest.fixture
 def multi_seed(tmp_path, monkeypatch):
-    monkeypatch.setattr(utils, "check_trace", fake_check_trace, raising=False)
+    monkeypatch.setattr(traces, "check_trace", fake_check_trace, raising=False)
     d = tmp_path / "small"
     d.mkdir()
     (d / "config.yaml").write_text(STUDY_CONFIG)
@@ -332,13 +332,13 @@ def test_study_report_missing_arm(multi_seed, tmp_path, monkeypatch):
     """No grpo files for test_near: that primary contrast is n/a and Holm runs over the one left."""
     for f in multi_seed.glob("seed*/grpo_linear_equation_test_near.json"):
         f.unlink()
-    monkeypatch.delattr(utils, "check_trace")  # a checkout without it: the section says so
+    monkeypatch.delattr(traces, "check_trace")  # a checkout without it: the section says so
     text = open(report.main([str(multi_seed), "--out", str(tmp_path / "out"), "--bootstrap-samples",
                              "500"])).read()
     primary = table_rows(text, "### Primary")[2:]
     assert primary[0][5:7] == ["0.002", "0.002"]
     assert primary[1][2] == "n/a (no `grpo` results for linear_equation test_near)"
     assert table_row(text, "## Accuracy", "(c) GRPO")[3] == "–"
-    assert "`utils.check_trace` is not available" in text
+    assert "`traces.check_trace` is not available" in text
     with pytest.raises(UserError, match="--train-log is for a single results folder"):
         report.main([str(multi_seed), "--train-log", "grpo=x"])

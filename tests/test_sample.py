@@ -9,7 +9,8 @@ import data
 import sample
 from conftest import run_script
 from records import load_split
-from utils import UserError, check_trace
+from traces import check_trace
+from utils import UserError
 
 
 def step_record():

@@ -10,8 +10,9 @@ import time
 
 import pytest
 
+import traces
 import utils
-from conftest import GSM8K_DIR
+from conftest import GSM8K_DIR, TRACE, msg, slowest_ms
 from utils import gsm8k_gold, parse_gsm8k_answer, parse_linear_answer
 
 XY = ["x", "y"]
@@ -226,10 +227,6 @@ def test_has_strict_format():
         assert not utils.has_strict_format(text), text
 
 
-def msg(text):
-    return [{"role": "assistant", "content": text}]
-
-
 def test_correctness_reward_linear():
     answer = {"x": 3, "y": -2}
     good, wrong = well_formed("x = 3, y = -2"), well_formed("x = 3, y = 2")
@@ -428,7 +425,7 @@ def test_long_fuzz_no_exception_and_no_call_over_50_ms():
         **{f"gsm8k {m}": lambda t, m=m: parse_gsm8k_answer(t, m) for m in utils.GSM8K_MODES},
         "gsm8k_gold": gsm8k_gold,
         "has_strict_format": utils.has_strict_format,
-        "check_trace": utils.check_trace,
+        "check_trace": traces.check_trace,
         "correctness_reward": lambda t: utils.correctness_reward([t, msg(t)], [{"x": 1, "y": 2}, 3]),
         "format_reward": lambda t: utils.format_reward([t]),
         "trace_reward": lambda t: utils.trace_reward([t]),
@@ -469,16 +466,6 @@ def adversarial_texts():
         text = "".join(rng.choice(pieces) if rng.random() < 0.6 else str(rng.randint(-999, 999)) for _ in range(40000))
         texts[f"random{i}"] = text[:100_000]
     return texts
-
-
-def slowest_ms(fn, text):
-    # Best of three: the bound is on the algorithm, not on a busy machine's worst moment.
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        fn(text)
-        times.append((time.perf_counter() - start) * 1000)
-    return min(times)
 
 
 @pytest.mark.parametrize("name", list(adversarial_texts()))
@@ -527,127 +514,6 @@ def test_blocks_match_the_non_greedy_regex():
     for text in ["<answer></answer>", "<answer><answer>1</answer></answer>", "<answer>1</answer",
                  "</answer><answer>2</answer>"]:
         assert utils._blocks(text, "answer") == OLD_ANSWER_RE.findall(text), text
-
-
-# ----------------------------------------------------------------------------
-# Worked-solution traces
-
-TRACE = """<think>
-(1) -3x + 5y = 48
-(2) -4x - y = 18
-Eliminate x: multiply (1) by -4 and (2) by -3.
-(1) * (-4): (-4)*(-3)x + (-4)*5y = (-4)*48 -> 12x - 20y = -192
-(2) * (-3): (-3)*(-4)x + (-3)*(-1)y = (-3)*18 -> 12x + 3y = -54
-(3) = (1) * (-4) - (2) * (-3): (-20 - 3)y = -192 - (-54) -> -23y = -138
-y = -138 / (-23) = 6
-Substitute y = 6 into (1): -3x + 5*6 = 48 -> -3x + 30 = 48
--3x = 48 - 30 = 18
-x = 18 / (-3) = -6
-</think>
-<answer>x = -6, y = 6</answer>"""
-TRACE_LINES = [line for line in TRACE.split("</think>")[0].splitlines()[1:] if line.strip()]
-
-
-def test_check_trace_accepts_a_worked_solution():
-    got = utils.check_trace(TRACE)
-    assert got == {"checked": 7, "errors": 0, "valid": True, "first_error": None, "first_error_line": None}
-    assert utils.check_trace(TRACE.split("<answer>")[0].replace("<think>", "").replace("</think>", "")) == got
-    three = "\n".join([
-        "(4) = (2) * (2) - (1) * (3): (2*4 - 3*1)y + (2*(-1) - 3*2)z = 2*5 - 3*7 -> 5y - 8z = -11",
-        "(5) = (3) * (1) - (4) * (1): (5 - 5)y + (3 - (-8))z = 1 - (-11) -> 0y + 11z = 12 -> 11z = 12",
-        "Substitute y = 2, z = -3 into (1): 2x + 3*2 + (-1)*(-3) = 7 -> 2x + 9 = 7",
-        "2x = 7 - 9 = -2", "x = -2 / 2 = -1", "z = 12 / 11 = 12/11"])
-    assert utils.check_trace(three) == {"checked": 7, "errors": 0, "valid": True, "first_error": None,
-                                        "first_error_line": None}
-
-
-def test_check_trace_accepts_every_step_solution_data_py_writes():
-    import data
-
-    rng = random.Random(5)
-    for n in (2, 3, 4):
-        variables = list(data.VARIABLE_NAMES[:n])
-        for _ in range(40):
-            while not (system := data.random_system(rng, n, [-10, 10], [-10, 10])):
-                pass
-            matrix, constants, solution = system
-            got = utils.check_trace(data.worked_solution_steps(matrix, constants, variables, solution))
-            assert got["valid"] and got["checked"] >= 2 * n, got
-            # The compact form has few checkable lines, but none of them may read as an error.
-            assert utils.check_trace(data.worked_solution(matrix, constants, variables, solution))["errors"] == 0
-
-
-def mutations(line):
-    """`line` with each number after its last ': ' changed by one, one at a time."""
-    start = line.rfind(": ") + 1
-    for m in re.finditer(r"\d+", line[start:]):
-        i, j = start + m.start(), start + m.end()
-        yield line[:i] + str(int(line[i:j]) + 1) + line[j:]
-
-
-@pytest.mark.parametrize("number", range(4, 11))
-def test_check_trace_points_at_a_wrong_number(number):
-    line = TRACE_LINES[number - 1]
-    # Numbers a check reads: both sides of '->' are compared, and in a chain only the pure numbers.
-    targets = list(mutations(line)) if "->" in line else list(mutations(line.split("=", 1)[1]))
-    assert targets
-    for changed in targets:
-        if "->" not in line:
-            changed = line.split("=", 1)[0] + "=" + changed
-        got = utils.check_trace(TRACE.replace(line, changed))
-        assert got["first_error"] == number and got["first_error_line"] == changed, (changed, got)
-        assert got["errors"] == 1 and not got["valid"]
-
-
-@pytest.mark.parametrize("text, checked, errors", [
-    ("-190 / 25 = -7", 1, 1),                        # -7.6: exact arithmetic, no rounding
-    ("(-68) - 132 = -190", 1, 1),                    # -200
-    ("4 = 2 + 2 = 5", 2, 1),
-    ("x = 6 / 0 = 3", 1, 1), ("y = 6 / (2 - 2)", 1, 1),  # a division by zero is a failed check
-    ("2x = 4 -> x = 2", 1, 1),                       # the same solutions, but not the same equation
-    ("(5 - 5)y + 2x = 4 -> 2x = 4", 1, 0), ("0y + 2x = 4 -> 2x = 4", 1, 0),
-    ("x = 18 / (-3) = -6.", 1, 0), ("-(-(-3)) = -3", 1, 0), ("Step 2: 3 + 4 = 7", 1, 0),
-    ("(3) = (1) + (2)", 0, 0), ("(2) - (3) = -1", 0, 0),  # equation labels, not numbers
-    ("(3) = 3*(1) + 5*(2), divided by 7: y = 4", 0, 0),  # the compact format: nothing to check
-    ("so x = 3 and y = 4", 0, 0), ("xy = 2 -> xy = 2", 0, 0), ("X = 1 = 2", 0, 0), ("1 == 2", 0, 0),
-    ("3 + 4 = 8!", 0, 0), ("2 ^ 3 = 9", 0, 0), ("5 y = 10 -> y = 2", 0, 0),
-    ("(" * 30 + "1" + ")" * 30 + " = 2", 0, 0),      # nesting past the parser's depth cap
-    ("", 0, 0), ("<think></think>", 0, 0), ("\n \n", 0, 0),
-])
-def test_check_trace_lines(text, checked, errors):
-    got = utils.check_trace(text)
-    assert (got["checked"], got["errors"]) == (checked, errors), got
-    assert got["valid"] == (checked > 0 and errors == 0)
-    assert (got["first_error"] is None) == (errors == 0)
-
-
-def test_check_trace_numbers_non_empty_lines_of_the_first_think_block():
-    text = "<think>\n\n1 + 1 = 2\n   \nwords\n2 + 2 = 5\n</think><think>1 = 2</think> 3 = 4"
-    assert utils.check_trace(text) == {"checked": 2, "errors": 1, "valid": False, "first_error": 3,
-                                       "first_error_line": "2 + 2 = 5"}
-    assert utils.check_trace("1 = 2\n<think>1 = 1") == {"checked": 1, "errors": 1, "valid": False,
-                                                       "first_error": 1, "first_error_line": "1 = 2"}
-    assert utils.check_trace(None)["checked"] == 0 and utils.check_trace(msg("1 = 1"))["checked"] == 0
-
-
-def test_check_trace_is_fast_and_never_raises():
-    rng = random.Random(3)
-    pieces = ["(", ")", "-", "+", "*", "/", "=", " = ", "->", ": ", "x", "y", "3", "-12", "(-4)", " ", "\n", "0", "ab",
-              "(1) ", "<think>", "</think>", ".", "\u2212", "1.5", "9" * 50]
-    texts = ["".join(rng.choice(pieces) for _ in range(rng.randrange(60))) for _ in range(2000)]
-    for text in texts:
-        got = utils.check_trace(text)
-        assert 0 <= got["errors"] <= got["checked"] and type(got["valid"]) is bool, text
-    garbage = {
-        "soup": "".join(rng.choice(pieces) for _ in range(40000))[:100_000],
-        "unicode": "".join(chr(rng.randrange(0x20, 0x3000)) for _ in range(100_000)),
-        "ones": "1 = 1\n" * 16600, "chain": ("1 = " * 40 + "1\n") * 600,
-        "arrows": "x = 1 -> x = 1 -> x = 1 -> x = 1\n" * 3000, "parens": "(" * 100_000 + " = 1",
-        "deep": ("(" * 150 + "1" + ")" * 45 + "=1\n") * 500, "signs": ("-" * 190 + "1 = 1\n") * 500,
-        "big": ("99999999*" * 19 + "9 = 1\n") * 500, "one line": "1 = 1 " * 20000,
-    }
-    for name, text in garbage.items():
-        assert slowest_ms(utils.check_trace, text) < 50, name
 
 
 # ----------------------------------------------------------------------------
