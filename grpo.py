@@ -43,8 +43,9 @@ from transformers import TrainerCallback  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer, ModelConfig  # noqa: E402
 
 import training  # noqa: E402
+from callbacks import JsonlLogCallback  # noqa: E402
 from records import load_split  # noqa: E402
-from training import JsonlLogCallback, ModelArguments, prepare_output_dir  # noqa: E402
+from training import ModelArguments, prepare_output_dir  # noqa: E402
 from utils import (GRPO_MAX_COMPLETION_LENGTH, GRPO_MAX_PROMPT_TOKENS, WRONG_BUT_WELL_FORMED_CREDIT,  # noqa: E402
                    UserError, cli, correctness_reward, format_reward, is_main_process, process_info, trace_reward)
 
@@ -327,7 +328,7 @@ def build_trainer(model, tokenizer, peft_config, script_args, training_args, tra
 
 
 def train(trainer, checkpoint=None):
-    """Train (from `checkpoint` if given); a NaN/inf loss stops it with training.TrainingDiverged."""
+    """Train (from `checkpoint` if given); a NaN/inf loss stops it with callbacks.TrainingDiverged."""
     result = trainer.train(resume_from_checkpoint=checkpoint)
     if trainer.is_world_process_zero():
         print(f"trained {trainer.state.global_step} steps in {result.metrics['train_runtime']:.0f} s")

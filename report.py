@@ -34,7 +34,7 @@ RUN_LABELS = {"baseline": "Baseline", "sft": "SFT", "grpo": "GRPO", "sft_grpo": 
 COLUMNS = {("linear_equation", "test"): "Linear test", ("linear_equation", "test_ood"): "Linear test_ood",
            ("gsm8k", "test"): "GSM8K"}
 TABLE_MODES = ("strict", "lenient")
-LOG_NAME = "train_log.jsonl"  # written by training.JsonlLogCallback (not imported: it pulls in transformers)
+LOG_NAME = "train_log.jsonl"  # written by callbacks.JsonlLogCallback (not imported: it pulls in transformers)
 REPORT_NAME = "report.md"
 
 # The original study's reported figures, in percent, keyed by (run, benchmark, split). These two are

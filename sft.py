@@ -35,8 +35,9 @@ import torch  # noqa: E402  (this and the imports below: after the Unsloth choic
 from trl import ModelConfig, SFTConfig, SFTTrainer  # noqa: E402
 
 import training  # noqa: E402
+from callbacks import JsonlLogCallback  # noqa: E402
 from records import load_split  # noqa: E402
-from training import JsonlLogCallback, ModelArguments, select_train  # noqa: E402
+from training import ModelArguments, select_train  # noqa: E402
 from utils import MAX_NEW_TOKENS, SFT_MAX_LENGTH, UserError, cli, is_main_process  # noqa: E402
 
 # ----------------------------------------------------------------------------
@@ -156,7 +157,7 @@ def build_trainer(model, tokenizer, peft_config, training_args, train_ds, val_ds
 
 
 def train(trainer, checkpoint=None):
-    """Train (from `checkpoint` if given); a NaN/inf loss stops it with training.TrainingDiverged."""
+    """Train (from `checkpoint` if given); a NaN/inf loss stops it with callbacks.TrainingDiverged."""
     training.continue_token_count(trainer, checkpoint)
     result = trainer.train(resume_from_checkpoint=checkpoint)
     if trainer.is_world_process_zero():
