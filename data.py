@@ -33,7 +33,8 @@ from math import gcd
 from tqdm import tqdm
 
 from records import atomic_write_json
-from utils import VARIABLE_NAMES, UserError, canonical_key, cli, key_hash, linear_prompt, one_line_errors
+from utils import (VARIABLE_NAMES, UserError, canonical_key, cli, key_hash, linear_prompt, one_line_errors,
+                   renamed_key)
 
 MAX_REJECTIONS = 5000  # consecutive duplicate/singular draws before we call the ranges exhausted
 MAX_RECORDS = 1_000_000  # data.json is built in memory and written as one file: ~1.4 GB at 2 variables, ~5 min
@@ -288,8 +289,9 @@ def generate(args):
         made, rejections = 0, 0
         while made < size:
             system = random_system(rng, n_vars, coef_range, args.solution_range, args.nonzero_coefs, outside)
-            key = canonical_key(*system[:2]) if system else None
-            if key is None or key in seen:
+            # distinct up to the variables' names: x and y swapped is the same problem (the eval guard's view)
+            key, renamed = (canonical_key(*system[:2]), renamed_key(*system[:2])) if system else (None, None)
+            if key is None or renamed in seen:
                 rejections += 1
                 if rejections > MAX_REJECTIONS:
                     raise UserError(
@@ -298,7 +300,7 @@ def generate(args):
                         f"(found {made}); widen the ranges or ask for fewer items")
                 continue
             rejections = 0
-            seen.add(key)
+            seen.add(renamed)
             records.append(make_record(split, made, *system, variables, key, args.solution_format))
             made += 1
             progress.update()

@@ -138,7 +138,7 @@ def check_overlap(items, trained_dirs, data, allow):
     """Items that the model folder (a full fine-tune) or the adapter was trained on, read from the training manifests
     they carry: by content (utils.content_key of the prompt; a manifest without content keys, written before them,
     by its hashes, which are data.py's content keys), with the variables renamed, by stored hash, or by id in the
-    same data file."""
+    same data file. Returns their ids, sorted."""
     overlap = set()
     keys = {item["id"]: content_keys(item) for item in items}  # (as written, variables renamed)
     for directory in trained_dirs:
@@ -159,7 +159,7 @@ def check_overlap(items, trained_dirs, data, allow):
                 f"({os.path.join(directory, 'training_manifest.json')}), e.g. {found[0]}; evaluate another split "
                 "or pass --allow-overlap to evaluate anyway")
         overlap.update(found)
-    return len(overlap)
+    return sorted(overlap)
 
 
 # ----------------------------------------------------------------------------
@@ -499,7 +499,8 @@ def run(benchmark, args):
                        "static_cache": args.static_cache, "world_size": world},
         "versions": library_versions(), "wall_time_s": round(elapsed, 2),
         "tokens_per_s": round(summary["generated_tokens"] / elapsed, 2) if elapsed > 0 else 0.0,
-        "allow_overlap": bool(args.allow_overlap), "overlapping_items": overlap, "limit": args.limit,
+        "allow_overlap": bool(args.allow_overlap), "overlapping_items": len(overlap),
+        "overlapping_ids": overlap, "limit": args.limit,
         "command": getattr(args, "command", None),
     })
     results = {"summary": summary, "records": records}

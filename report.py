@@ -348,6 +348,10 @@ def parse_args(argv=None):
     p.add_argument("--bootstrap-samples", type=int, default=10000,
                    help="resamples for the paired bootstrap (runs with several outputs per item)")
     p.add_argument("--seed", type=int, default=0, help="seed of the paired (study: hierarchical) bootstrap")
+    p.add_argument("--data", default=None, metavar="DATA_JSON",
+                   help="multi-seed study: its data.json (data.py with the config's data flags; checked against "
+                        "the results' sha256). Adds the primary contrasts without the test items whose system, "
+                        "variables renamed, is also a train item")
     return p.parse_args(argv)
 
 

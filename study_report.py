@@ -20,8 +20,8 @@ import yaml
 
 import stats
 from report import _item_outcomes, atomic_write, load_results, md_table, ordered, read_train_log
-from records import read_json
-from utils import UserError
+from records import file_sha256, read_json
+from utils import UserError, content_keys
 
 CONFIG_NAME = "config.yaml"
 PASSK_SUFFIX = "_passk"
@@ -128,8 +128,9 @@ def fmt_p(p):
     return f"{p:.3g}" if p >= 0.001 else "< 0.001"
 
 
-def contrast_diffs(study, c, mode):
-    """Per-seed arrays of per-item differences (a minus b) and notes on seeds left out; None if no data."""
+def contrast_diffs(study, c, mode, exclude=frozenset()):
+    """Per-seed arrays of per-item differences (a minus b) and notes on seeds left out; None if no data.
+    Items whose id is in `exclude` are left out."""
     a, b, column = c["a"], c["b"], (c["benchmark"], c["split"])
     ra, rb = study.greedy.get((a, *column), {}), study.greedy.get((b, *column), {})
     if not ra or not rb:
@@ -150,12 +151,30 @@ def contrast_diffs(study, c, mode):
         except (KeyError, TypeError):
             notes.append(f"{seed}: records lack per-output {mode} correctness")
             continue
-        diffs.append(np.array([np.mean(oa[i]) - np.mean(ob[i]) for i in sorted(oa)]))
+        diffs.append(np.array([np.mean(oa[i]) - np.mean(ob[i]) for i in sorted(oa) if i not in exclude]))
     return (diffs or None), notes
 
 
-def run_contrasts(study, mode, samples, seed):
-    """{'primary': [...], 'secondary': [...]}, each row the contrast and its test or an 'na' reason."""
+def train_twins(study, data_path):
+    """{split: ids of its items whose system, with the variables renamed, is also a train item} of the study's
+    data.json. Such a twin is the same problem with x and y swapped: a trained arm may have seen its solution."""
+    used = {r.summary.get("data_sha256") for by_seed in study.greedy.values() for r in by_seed.values()} - {None}
+    if used and used != {file_sha256(data_path)}:
+        raise UserError(f"{data_path} is not the data file the results were evaluated on (their data_sha256: "
+                        f"{', '.join(sorted(used))}); regenerate it with data.py and the study config's data flags")
+    data = read_json(data_path, "data file")
+    records = [r for r in (data.get("records") if isinstance(data, dict) else data) or [] if isinstance(r, dict)]
+    train = {content_keys(r)[1] for r in records if r.get("split") == "train"}
+    twins = defaultdict(set)
+    for r in records:
+        if r.get("split") != "train" and content_keys(r)[1] in train:
+            twins[r.get("split")].add(r.get("id"))
+    return twins
+
+
+def run_contrasts(study, mode, samples, seed, twins=None):
+    """{'primary': [...], 'secondary': [...]}, each row the contrast and its test or an 'na' reason; with `twins`
+    (train_twins), also 'sensitivity': the primary contrasts without those items."""
     spec = study.config.get("contrasts") or {}
     out = {}
     for group in ("primary", "secondary"):
@@ -170,6 +189,13 @@ def run_contrasts(study, mode, samples, seed):
     tested = [r for r in out.get("primary", []) if "na" not in r["test"]]
     for r, p in zip(tested, stats.holm([r["test"]["p"] for r in tested])):  # primary family only
         r["test"]["p_holm"] = p
+    if twins is not None:
+        out["sensitivity"] = []
+        for c in spec.get("primary") or []:
+            exclude = twins.get(c["split"], set()) if c["benchmark"] == "linear_equation" else set()
+            diffs, notes = contrast_diffs(study, c, mode, exclude)
+            test = stats.hierarchical_bootstrap_diff(diffs, samples, seed) if diffs else {"na": "; ".join(notes)}
+            out["sensitivity"].append({**c, "test": test, "notes": notes, "excluded": len(exclude)})
     return out
 
 
@@ -287,6 +313,13 @@ def render(study, mode, contrasts, traces, passk, plots, samples, seed):
         out += ["### Primary (pre-registered)", "",
                 "Holm-adjusted over the primary contrasts that have data (family-wise error 5%).", "",
                 contrast_table(study, contrasts["primary"], True), ""]
+    if contrasts.get("sensitivity"):
+        out += ["### Primary, without items that recur in the training data up to renamed variables", "",
+                "The same contrasts on the test items whose system, with its variables renamed (x and y swapped), "
+                "is in no train record of the data file given with `--data`: a check that near-duplicates did not "
+                "drive them. Left out: " + ", ".join(f"{r['excluded']} of {r['split']}"
+                                                     for r in contrasts["sensitivity"]) + ". Unadjusted p.", "",
+                contrast_table(study, contrasts["sensitivity"], False), ""]
     if contrasts.get("secondary"):
         out += ["### Secondary (exploratory)", "", "Unadjusted p-values: exploratory, not confirmatory.", "",
                 contrast_table(study, contrasts["secondary"], False), ""]
@@ -370,7 +403,8 @@ def main(args):
     os.makedirs(out_dir, exist_ok=True)
     print(f"report | study {args.study_dir} | {len(study.seeds)} seeds | {study.files} results files | "
           f"arms {', '.join(study.arms)} | out {out_dir}")
-    contrasts = run_contrasts(study, mode, args.bootstrap_samples, args.seed)
+    twins = train_twins(study, args.data) if args.data else None
+    contrasts = run_contrasts(study, mode, args.bootstrap_samples, args.seed, twins)
     traces = trace_checks(study, mode)
     passk = passk_table(study, mode)
     plots = {}

@@ -255,12 +255,16 @@ def content_keys(record):
     system = _prompt_system(record)
     if isinstance(system, str):
         return system, system
-    matrix, constants = system
-    key = key_hash(canonical_key(matrix, constants))
+    return key_hash(canonical_key(*system)), key_hash(renamed_key(*system))
+
+
+def renamed_key(matrix, constants):
+    """canonical_key with the variables' names ignored: the least over their orders (up to MAX_RENAMED_VARIABLES
+    variables; beyond, canonical_key)."""
     if len(matrix[0]) > MAX_RENAMED_VARIABLES:
-        return key, key
-    return key, key_hash(min(canonical_key([[row[i] for i in order] for row in matrix], constants)
-                             for order in itertools.permutations(range(len(matrix[0])))))
+        return canonical_key(matrix, constants)
+    return min(canonical_key([[row[i] for i in order] for row in matrix], constants)
+               for order in itertools.permutations(range(len(matrix[0]))))
 
 
 def _prompt_system(record):

@@ -145,6 +145,7 @@ def test_adapter_protocol_and_overlap_guard(tiny_model_dir, adapter_dir, tiny_da
         results = evaluate(tiny_model_dir, tiny_data, tmp_path, "--adapter", adapter_dir, "--limit", "3",
                            "--allow-overlap")
         assert results["summary"]["allow_overlap"] is True and results["summary"]["overlapping_items"] == 1
+        assert results["summary"]["overlapping_ids"] == ["test-0001"]
     finally:
         os.remove(os.path.join(adapter_dir, MANIFEST_NAME))
 
@@ -345,6 +346,6 @@ def test_guard_sees_a_copy_with_its_variables_renamed(tiny_data, tmp_path):
     write_manifest(str(trained), [train], tiny_data)
     items = load_split(tiny_data, "test")
     data = {"data_sha256": "another file"}
-    assert evaluation.check_overlap(items, [str(trained)], data, allow=True) == 1
+    assert evaluation.check_overlap(items, [str(trained)], data, allow=True) == ["test-0001"]
     with pytest.raises(utils.UserError, match="test-0001"):
         evaluation.check_overlap(items, [str(trained)], data, allow=False)

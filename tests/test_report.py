@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from conftest import run_script
 
+import records
 import report
 import stats
 import traces
@@ -326,6 +327,32 @@ def test_study_report(multi_seed):
 
 def report_p(p):
     return f"{p:.3g}" if p >= 0.001 else "< 0.001"
+
+
+def test_study_report_without_train_twins(multi_seed, tmp_path):
+    """--data: the primary contrasts again without the test items whose system, x and y swapped, is a train item."""
+    def record(split, i, text):
+        return {"id": f"{split}-{i:04d}", "split": split, "prompt": [{"role": "user", "content": text}],
+                "answer": {"x": 0, "y": 0}}
+    items = [record("test", i, f"Solve:\n{i + 2}x + 3y = {i}\nx - y = 0") for i in range(N)]
+    items += [record("test_near", i, f"Solve:\n{i + 2}x - 7y = 1\nx + y = 2") for i in range(N)]
+    items += [record("train", i, f"Solve:\n3x + {i + 2}y = {i}\ny - x = 0") for i in range(5)]  # twins of 0-4
+    items += [record("train", 5 + i, f"Solve:\n{i + 2}x + 5y = 1\nx + y = 7") for i in range(N)]
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps({"records": items}))
+    with pytest.raises(UserError, match="not the data file the results were evaluated on"):
+        report.main([str(multi_seed), "--data", str(data), "--bootstrap-samples", "100"])
+    for f in multi_seed.glob("seed*/*.json"):
+        if f.name != "timings.json":
+            result = json.loads(f.read_text())
+            result["summary"]["data_sha256"] = records.file_sha256(data)
+            f.write_text(json.dumps(result))
+    text = open(report.main([str(multi_seed), "--data", str(data), "--bootstrap-samples", "500"])).read()
+    assert "Left out: 5 of test, 0 of test_near" in text
+    rows = table_rows(text, "### Primary, without items")[2:]
+    # items 5..19 only: GRPO gets k - 5 of 15 right (k = 11, 12, 13), SFT continued none: 7/15 = 46.7 pp
+    assert rows[0][1] == "linear_equation test" and rows[0][2].startswith("+46.7 [") and rows[0][4] == "15"
+    assert rows[1][2].startswith("+10.0 [") and rows[1][4] == "20"  # test_near: no twins, as the primary
 
 
 def test_study_report_missing_arm(multi_seed, tmp_path, monkeypatch):
