@@ -244,6 +244,8 @@ def run_stages(stages, results, outputs, jobs, dry_run):
         if os.path.exists(stage.output) and ours:
             print(f"{stage.name}: done ({stage.output})")
             finished.add(stage.name)
+            if stage.train_dir:  # again: a run that ended while study.py was stopping left no copy
+                keep_run_record(stage, results)
         else:
             pending.append(stage)
     if dry_run:
@@ -251,6 +253,17 @@ def run_stages(stages, results, outputs, jobs, dry_run):
             print(f"{stage.name}: {shlex.join(['python', *stage.argv[1:]])}")
         return
     os.makedirs(os.path.join(outputs, "logs"), exist_ok=True)
+
+    def record(stage, start):
+        timings[stage.name] = round(time.time() - start, 1)
+        atomic_write_json(timings_path, timings)
+        done.add(stage.name)
+        atomic_write_json(done_path, sorted(done))
+        finished.add(stage.name)
+        if stage.train_dir:
+            keep_run_record(stage, results)
+        print(f"{stage.name}: {timings[stage.name]:.0f} s", flush=True)
+
     while pending or running:
         ready = sorted((s for s in pending if set(s.after) <= finished), key=lambda s: s.rank)
         if any(s.rank < EXTRAS for s in ready + [r[0] for r in running.values()]):
@@ -272,20 +285,14 @@ def run_stages(stages, results, outputs, jobs, dry_run):
                 continue
             del running[name]
             if process.returncode != 0:
-                for _, other, _, _ in running.values():
-                    other.wait()  # let the others finish: their work is kept
+                for other, other_process, other_start, _ in running.values():
+                    if other_process.wait() == 0:  # let the others finish: their work is kept, and recorded
+                        record(other, other_start)
                 with open(log) as f:
                     tail = [line.rstrip() for line in f if line.strip()][-1:] or ["(no output)"]
                 raise UserError(f"stage '{name}' failed ({tail[0][:300]}); see {log}; rerun to continue: "
                                 "finished stages are kept")
-            timings[name] = round(time.time() - start, 1)
-            atomic_write_json(timings_path, timings)
-            done.add(name)
-            atomic_write_json(done_path, sorted(done))
-            finished.add(name)
-            if stage.train_dir:
-                keep_run_record(stage, results)
-            print(f"{name}: {timings[name]:.0f} s", flush=True)
+            record(stage, start)
 
 
 def main(argv=None):

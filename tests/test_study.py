@@ -187,3 +187,29 @@ def test_extras_wait_for_the_primary_stages_even_with_free_slots(tmp_path, capsy
     lines = [line.split(":")[0] + (" start" if "start" in line else " end") for line in capsys.readouterr().out.splitlines()]
     assert lines.index("seed1 train s0 end") < lines.index("seed1 train extra start")
     assert lines.index("seed1 train s0 end") < lines.index("seed1 eval base x start")
+
+
+def test_a_run_that_ends_after_another_stage_failed_is_recorded(tmp_path):
+    """study.py stops at a failed stage but lets the running ones finish: those are recorded (done, timed, log and
+    config copied into results); a rerun that finds one done but not copied copies it."""
+    import sys
+
+    import study
+    from utils import UserError
+    results, outputs, train_dir = str(tmp_path / "results"), str(tmp_path / "outputs"), tmp_path / "grpo"
+    code = (f"import os, time; time.sleep(1); os.makedirs({str(train_dir)!r}); "
+            f"open(os.path.join({str(train_dir)!r}, 'train_log.jsonl'), 'w').write('{{}}\\n'); "
+            f"open(os.path.join({str(train_dir)!r}, 'run_config.json'), 'w').write('{{}}')")
+    train = study.Stage("seed1 train grpo", str(train_dir / "run_config.json"), [sys.executable, "-c", code],
+                        train_dir=str(train_dir), results_name="grpo")
+    fail = study.Stage("seed1 eval s0 x", str(tmp_path / "never"), [sys.executable, "-c", "raise SystemExit(1)"])
+    with pytest.raises(UserError, match="stage 'seed1 eval s0 x' failed"):
+        study.run_stages([train, fail], results, outputs, jobs=2, dry_run=False)
+    copies = [os.path.join(results, "seed1", f"grpo_{n}") for n in ("train_log.jsonl", "run_config.json")]
+    assert all(os.path.exists(c) for c in copies)
+    assert "seed1 train grpo" in json.load(open(os.path.join(outputs, "stages_done.json")))
+    assert "seed1 train grpo" in json.load(open(os.path.join(results, "timings.json")))
+    for c in copies:
+        os.remove(c)
+    study.run_stages([train], results, outputs, jobs=1, dry_run=False)  # done: skipped, and copied again
+    assert all(os.path.exists(c) for c in copies)
