@@ -425,6 +425,9 @@ def table(results):
     for name, part in parts.items():
         if "error" in part:
             rows.append(f"| {name} | - | - | - | - | - | - | - | FAILED: {part['error'][:120]} |")
+    def seconds(value):  # a floor needs the floor part
+        return f"{value} s" if value else "-"
+
     f = parts.get("floor", {})
     if "copy_GBps" in f:
         rows.append(f"| floor | device | - | - | - | - | - | - | copy {f['copy_GBps']} GB/s, matmul "
@@ -437,12 +440,12 @@ def table(results):
                 f"{e['greedy_common_prefix']} tok); wall incl. load "
                 f"({e.get('load', 'built in memory')}) {e['load_s']} s; generation alone {e['speedup_generate']}x")
         rows.append(f"| eval | generation.py | {e['fast']['wall_s']} s wall | {e['fast']['tokens_per_s']} | - | "
-                    f"{e['speedup_wall']}x | {e['floor_s']} s | {ratio} | {note} |")
+                    f"{e['speedup_wall']}x | {seconds(e['floor_s'])} | {ratio} | {note} |")
         p = e["plain"]
         extra = (f"EXTRAPOLATED from {p['measured_prompts']} prompts ({p['measured_s']} s)" if p["extrapolated"]
                  else "measured in full")
         plain_ratio = f"{e['floor_s'] / p['wall_s']:.2f}" if e["floor_s"] else "-"
-        rows.append(f"| eval | plain generate | {p['wall_s']} s wall | {p['tokens_per_s']} | - | 1x | {e['floor_s']} s | "
+        rows.append(f"| eval | plain generate | {p['wall_s']} s wall | {p['tokens_per_s']} | - | 1x | {seconds(e['floor_s'])} | "
                     f"{plain_ratio} | {extra} |")
     for variant in ("full", "lora"):
         g = parts.get(f"grpo_{variant}", {})
@@ -456,7 +459,7 @@ def table(results):
             speed = f"{g['speedup']}x" if path == "fast" and "speedup" in g else "1x" if path == "stock" else "-"
             ratio = f"{r['floor_s'] / r['step_s']:.2f}" if r.get("floor_s") else "-"
             rows.append(f"| grpo {variant} | {r['trainer']} | {r['step_s']} s/step (median) | "
-                        f"{r['completion_tokens_per_s']} | {r['peak_gib']} | {speed} | {r.get('floor_s')} s | "
+                        f"{r['completion_tokens_per_s']} | {r['peak_gib']} | {speed} | {seconds(r.get('floor_s'))} | "
                         f"{ratio} | "
                         f"{len(r['steps_s'])} steps, {r.get('step_min_s')}-{r.get('step_max_s')} s; first (incl. warm-up) "
                         f"{r['first_step_s']} s |")

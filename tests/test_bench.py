@@ -80,3 +80,14 @@ def test_gpu_idle_is_charged_to_what_the_host_ran():
     assert total == 50_000 + 190_000
     assert by_cause == {("training_step", "aten::nonzero", "MmBackward0"): 50_000,
                         ("compute_loss", "aten::mul", None): 190_000}
+
+
+def test_table_without_the_floor_part_says_so():
+    """--parts grpo (no floor): the floor cells read '-', not 'None s' (the SmolLM2 row of 2026-12-03 did)."""
+    run = {"trainer": "GRPOTrainer", "step_s": 13.1, "step_min_s": 12.0, "step_max_s": 14.2, "steps_s": [13.1] * 4,
+           "first_step_s": 12.0, "peak_gib": 5.05, "completion_tokens_per_s": 2245.2}
+    text = bench.table({"parts": {"grpo_full": {"fast": {**run, "trainer": "FastGenerationGRPOTrainer"},
+                                                "stock": run, "speedup": 2.16}}})
+    rows = [line.split("|") for line in text.splitlines() if line.startswith("| grpo")]
+    assert len(rows) == 2 and all(row[7].strip() == row[8].strip() == "-" for row in rows)
+    assert "None" not in text
