@@ -24,7 +24,7 @@ from math import gcd
 from traces import _TRACE_LINE_CHARS, _NotLinear, _linear, check_trace  # the checker; _linear reads prompts too
 
 # ----------------------------------------------------------------------------
-# Settings: each default's one home (flags override them; the reward values are under Rewards below)
+# Settings: each default's one home (flags override them; the reward values are under Scoring below)
 
 # Token budgets
 MAX_NEW_TOKENS = 512  # one greedy answer: both eval scripts, sft.py's val answers, sample.py, generation.py
