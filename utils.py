@@ -120,6 +120,11 @@ def _blocks(text, tag):
     return blocks
 
 
+def answer_blocks(text):
+    """The <answer> blocks of a response, in order (U+2212 minus read as '-')."""
+    return _blocks(_normalise(text), "answer")
+
+
 def completion_text(completion):
     """TRL passes completions as strings or as chat-message lists; return the text."""
     if isinstance(completion, str):

@@ -23,7 +23,8 @@ def test_local_gsm8k_results(tiny_model_dir, tmp_path, monkeypatch):
                                "--name", "tiny", "--out", str(tmp_path)])
     assert read_json(str(tmp_path / "tiny_gsm8k.json"))["summary"] == results["summary"]
     s = results["summary"]
-    assert (s["benchmark"], s["split"], s["modes"]) == ("gsm8k", "test", ["strict", "flexible", "lenient"])
+    assert (s["benchmark"], s["split"], s["modes"]) == ("gsm8k", "test",
+                                                           ["strict", "flexible", "lenient", "math_verify"])
     assert s["data_file"] == os.path.abspath(os.path.join(GSM8K_DIR, "test.jsonl"))
     assert s["data_sha256"] == file_sha256(s["data_file"])
     gold = load_gsm8k("test", GSM8K_DIR)[:3]
@@ -52,12 +53,20 @@ def test_rescore_modes(tiny_model_dir, tmp_path):
     atomic_write_json(path, results)
     rescored = gsm8k_eval.main(["--rescore", path])
     correct = [r["outputs"][0]["correct"] for r in rescored["records"]]
-    assert correct == [{"strict": True, "flexible": True, "lenient": True},
-                       {"strict": False, "flexible": True, "lenient": True},
-                       {"strict": False, "flexible": False, "lenient": True}]
+    assert correct == [{"strict": True, "flexible": True, "lenient": True, "math_verify": True},
+                       {"strict": False, "flexible": True, "lenient": True, "math_verify": True},
+                       {"strict": False, "flexible": False, "lenient": True, "math_verify": False}]
     acc = read_json(path)["summary"]["accuracy"]
     assert [acc[m]["correct"] for m in ("strict", "flexible", "lenient")] == [1, 2, 3]
     assert rescored["summary"]["format_failures"] == 2
+
+
+@pytest.mark.parametrize("text, value", [
+    ("<answer>\\frac{36}{2}</answer>", 18), ("<answer>18.0</answer>", 18), ("<answer>$1,080$</answer>", 1080),
+    ("<answer>3/2</answer>", 1.5), ("<answer>1</answer> then <answer>-7</answer>", -7),
+    ("18, but no answer block", None), ("<answer>x</answer>", None), ("<answer>", None)])
+def test_math_verify_mode_reads_latex_and_decimals_in_the_answer_block(text, value):
+    assert gsm8k_eval.math_verify_answer(text) == value
 
 
 def test_gsm8k_unavailable_offline(tiny_model_dir, tmp_path):
