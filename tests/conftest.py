@@ -96,11 +96,12 @@ for line in sys.stdin:
 
 
 class WarmPython:
-    """run_script for command lines that only check their exit status and messages (bad flags, bad input), many
-    in one interpreter: each fresh `python` here spends ~8 s importing torch/transformers/TRL before it fails, this
-    one imports them once. What a fresh interpreter would add and this does not: module import time (its output
-    goes to the first run only) and warnings that Python shows once per process. Runs that train or crash on
-    purpose (os._exit, signals) belong in run_script."""
+    """run_script for a module's short command lines (bad flags and input, a small sample.py run), all in one
+    interpreter: a fresh `python` here spends ~8 s of CPU importing torch/transformers/TRL before it reads its
+    flags; this one imports them once. What a fresh interpreter would add and this does not: import-time output
+    (it goes to the first run only), warnings that Python shows once per process, and module state left by an
+    earlier run. So checks of import-time facts, runs that crash on purpose (os._exit) or start other processes
+    (torchrun), and long end-to-end runs stay with run_script."""
 
     def __init__(self, folder):
         self.folder, self.count, self.process = folder, 0, None
