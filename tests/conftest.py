@@ -96,12 +96,12 @@ for line in sys.stdin:
 
 
 class WarmPython:
-    """run_script for a module's short command lines (bad flags and input, a small sample.py run), all in one
-    interpreter: a fresh `python` here spends ~8 s of CPU importing torch/transformers/TRL before it reads its
-    flags; this one imports them once. What a fresh interpreter would add and this does not: import-time output
-    (it goes to the first run only), warnings that Python shows once per process, and module state left by an
-    earlier run. So checks of import-time facts, runs that crash on purpose (os._exit) or start other processes
-    (torchrun), and long end-to-end runs stay with run_script."""
+    """run_script for a module's short command lines (bad flags and input, a raised crash, runs of a few tokens),
+    all in one interpreter: a fresh `python` here spends ~8 s of CPU importing torch/transformers/TRL before it
+    reads its flags; this one imports them once. What a fresh interpreter would add and this does not:
+    import-time output (it goes to the first run only), warnings that Python shows once per process, and module
+    state left by an earlier run. So checks of import-time facts, runs that end the process themselves
+    (os._exit, signals) or start other processes (torchrun), and long runs stay with run_script."""
 
     def __init__(self, folder):
         self.folder, self.count, self.process = folder, 0, None

@@ -77,7 +77,7 @@ def test_results_file(tiny_model_dir, tiny_data, tmp_path):
     assert set(output["parsed"]) == set(output["correct"]) == {"strict", "lenient"}
 
 
-def test_resume_after_crash_gives_the_same_records(lively_model_dir, tiny_data, tmp_path, monkeypatch):
+def test_resume_after_crash_gives_the_same_records(warm_python, lively_model_dir, tiny_data, tmp_path, monkeypatch):
     whole = evaluate(lively_model_dir, tiny_data, tmp_path / "whole", "--batch-size", "2")
     assert len({r["outputs"][0]["text"] for r in whole["records"]}) > 1
 
@@ -85,7 +85,7 @@ def test_resume_after_crash_gives_the_same_records(lively_model_dir, tiny_data, 
     args = ["--model", lively_model_dir, "--data", tiny_data, "--out", str(out), *FAST, "--name", "run",
             "--batch-size", "2"]
     monkeypatch.setenv("EVAL_CRASH_AFTER", "2")  # the process dies (traceback, exit 1) after saving 2 items
-    crashed = run_script("linear_equation_eval.py", *args)
+    crashed = warm_python.run("linear_equation_eval.py", *args)  # a RuntimeError: a traceback and exit 1
     monkeypatch.delenv("EVAL_CRASH_AFTER")
     assert crashed.returncode == 1 and "simulated crash" in crashed.stderr
     sidecar = out / ".run_linear_equation.partial.jsonl"
@@ -195,10 +195,10 @@ def test_adapter_with_more_layers_of_the_same_width_is_refused(bad_run, tiny_mod
     assert "does not match the model" in message and "layers 30 vs 2" in message
 
 
-def test_smollm2_end_to_end(smollm2_dir, tiny_data, tmp_path):
+def test_smollm2_end_to_end(warm_python, smollm2_dir, tiny_data, tmp_path):
     """The real model, 2 systems, 16 tokens: real text comes back and is scored (it cannot solve them yet)."""
-    result = run_script("linear_equation_eval.py", "--model", "smollm2-135m", "--data", tiny_data, "--limit", "2",
-                        "--max-new-tokens", "16", "--out", str(tmp_path))
+    result = warm_python.run("linear_equation_eval.py", "--model", "smollm2-135m", "--data", tiny_data, "--limit",
+                             "2", "--max-new-tokens", "16", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "strict    Final: " in result.stdout and "lenient   Final: " in result.stdout
     results = read_json(str(tmp_path / "smollm2-135m_linear_equation.json"))
