@@ -61,7 +61,7 @@ class Probe:
         try:
             self.process.wait(timeout=300)
         finally:
-            self.process.kill()  # only after a timeout: the probe is still running
+            self.process.kill()  # a no-op once it has exited; after a timeout, it stops the probe
         self.stdout.seek(0), self.stderr.seek(0)
         assert self.process.returncode == 0, (self.cases, self.stderr.read()[-3000:])
         lines = [line for line in self.stdout.read().splitlines() if line.startswith("UNSLOTH ")]
@@ -91,6 +91,8 @@ def probes(tmp_path_factory):
     yield first, started
     for probe in started.values():
         probe.process.kill()
+        probe.process.wait()
+        probe.stdout.close(), probe.stderr.close()
 
 
 def test_importing_training_imports_no_unsloth(probes):
