@@ -1,9 +1,11 @@
 """Shared fixtures: paths, a tiny data.json, a tiny random model saved to disk, the embedded SmolLM2; and what
 the parser and trace tests share (TRACE, msg, slowest_ms)."""
 
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -53,6 +55,88 @@ def slowest_ms(fn, text):
 def run_script(*args, cwd=REPO, timeout=600):
     """Run a repo script as a user would; returns the CompletedProcess (never raises on failure)."""
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+# One interpreter that runs script after script as `python script args` would (`__main__`, sys.argv, sys.path[0],
+# the working folder, the caller's environment, stdout/stderr caught at the file descriptors, so logging and
+# warnings count too), answering each run's exit status on its own stdout.
+WARM = r"""
+import json, os, runpy, sys, traceback
+reply = os.fdopen(os.dup(1), "w")
+start_cwd, start_path = os.getcwd(), list(sys.path)
+for line in sys.stdin:
+    run = json.loads(line)
+    os.chdir(run["cwd"])
+    os.environ.clear()
+    os.environ.update(run["env"])
+    script, *rest = run["args"]
+    sys.argv = [script, *rest]
+    sys.path[:] = [os.path.dirname(os.path.abspath(script))] + start_path[1:]
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(run["stdout"], "w") as out, open(run["stderr"], "w") as err:
+        os.dup2(out.fileno(), 1), os.dup2(err.fileno(), 2)
+        try:
+            runpy.run_path(script, run_name="__main__")
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
+            if not isinstance(e.code, int) and e.code is not None:
+                print(e.code, file=sys.stderr)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+    os.close(saved[0]), os.close(saved[1])
+    os.chdir(start_cwd)
+    reply.write(json.dumps(code) + "\n")
+    reply.flush()
+"""
+
+
+class WarmPython:
+    """run_script for a module's short command lines (bad flags and input, a raised crash, runs of a few tokens),
+    all in one interpreter: a fresh `python` here spends ~8 s of CPU importing torch/transformers/TRL before it
+    reads its flags; this one imports them once. What a fresh interpreter would add and this does not:
+    import-time output (it goes to the first run only), warnings that Python shows once per process, and module
+    state left by an earlier run. So checks of import-time facts, runs that end the process themselves
+    (os._exit, signals) or start other processes (torchrun), and long runs stay with run_script."""
+
+    def __init__(self, folder):
+        self.folder, self.count, self.process = folder, 0, None
+
+    def run(self, *args, cwd=REPO, timeout=600):
+        if self.process is None:
+            self.process = subprocess.Popen([sys.executable, "-c", WARM], cwd=REPO, stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, text=True)
+        self.count += 1
+        out, err = (os.path.join(self.folder, f"{self.count}.{name}") for name in ("stdout", "stderr"))
+        self.process.stdin.write(json.dumps({"args": list(args), "cwd": str(cwd), "env": dict(os.environ),
+                                             "stdout": out, "stderr": err}) + "\n")
+        self.process.stdin.flush()
+        timer = threading.Timer(timeout, self.process.kill)
+        timer.start()
+        try:
+            line = self.process.stdout.readline()
+        finally:
+            timer.cancel()
+        assert line, f"the warm interpreter died running {args} (or ran past {timeout} s)"
+        with open(out) as f_out, open(err) as f_err:
+            return subprocess.CompletedProcess([sys.executable, *args], json.loads(line), f_out.read(), f_err.read())
+
+    def close(self):
+        if self.process is not None:
+            self.process.stdin.close()
+            self.process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def warm_python(tmp_path_factory):
+    """A module's WarmPython (see there)."""
+    warm = WarmPython(str(tmp_path_factory.mktemp("warm")))
+    yield warm
+    warm.close()
 
 
 @pytest.fixture(scope="session")

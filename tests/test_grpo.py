@@ -86,11 +86,48 @@ def test_missing_data_and_unknown_model(tmp_path, tiny_data):
         grpo.main(["--model", str(tmp_path / "no-model"), "--data", tiny_data, "--output_dir", str(tmp_path / "b")])
 
 
-def test_cli_error_is_one_line():
-    result = run_script("grpo.py", "--num_generations", "5")
-    assert result.returncode == 2
-    assert result.stderr.strip().count("\n") == 0 and result.stderr.startswith("error: ")
-    assert "Traceback" not in result.stderr
+# One fresh interpreter (importing TRL takes ~9 s) imports grpo and prints which lazy modules came along, then
+# runs grpo.py as `python grpo.py ARGV` would (as __main__), once per command line; a line on stderr before each
+# run marks where its messages start
+FRESH_GRPO = r"""
+import json, runpy, sys
+import grpo
+print(sorted(m for m in ("fast_grpo", "generation") if m in sys.modules), flush=True)
+for argv in json.loads(sys.argv[1]):
+    print("--- run", flush=True), print("--- run", file=sys.stderr, flush=True)
+    sys.argv = argv
+    try:
+        runpy.run_path("grpo.py", run_name="__main__")
+        print("exit 0", flush=True)
+    except SystemExit as e:
+        print("exit", e.code, flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def fresh_grpo(tmp_path_factory):
+    """(what importing grpo imported, and per command line (exit status, its stderr)); the stderr of the import
+    comes first, as the stderr of the first run."""
+    tmp_path = tmp_path_factory.mktemp("fresh_grpo")
+    runs = {"num_generations": ["grpo.py", "--num_generations", "5"],
+            "reward_weights": ["grpo.py", "--model", str(tmp_path / "no-model"), "--data",
+                               str(tmp_path / "no-data.json"), "--rewards", "correctness", "--reward_weights", "1",
+                               "1"]}
+    result = run_script("-c", FRESH_GRPO, json.dumps(list(runs.values())))
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout.split("--- run\n")
+    err = result.stderr.split("--- run\n")
+    assert len(out) == len(err) == len(runs) + 1, result.stdout + result.stderr[-3000:]
+    codes = [int(part.strip().splitlines()[-1].split()[1]) for part in out[1:]]
+    stderr = [err[0] + err[1], *err[2:]]  # the import prints nothing: the first run's whole stderr is one line
+    return out[0].strip().splitlines()[-1], dict(zip(runs, zip(codes, stderr)))
+
+
+def test_cli_error_is_one_line(fresh_grpo):
+    returncode, stderr = fresh_grpo[1]["num_generations"]
+    assert returncode == 2
+    assert stderr.strip().count("\n") == 0 and stderr.startswith("error: "), stderr
+    assert "Traceback" not in stderr
 
 
 # ----------------------------------------------------------------------------
@@ -266,17 +303,14 @@ def test_no_signal_warning_warns_once(capsys):
     assert capsys.readouterr().out == ""
 
 
-def test_importing_grpo_does_not_import_fast_grpo_or_generation(tmp_path):
-    """One subprocess for two checks: the lazy imports, then a reward/weight mismatch through grpo's CLI wrapper
-    exits 2 with one line before any model (a path that does not exist) is loaded."""
-    argv = ["grpo.py", "--model", str(tmp_path / "no-model"), "--data", str(tmp_path / "no-data.json"),
-            "--rewards", "correctness", "--reward_weights", "1", "1"]
-    code = ("import sys, grpo; print(sorted(m for m in ('fast_grpo', 'generation') if m in sys.modules), flush=True); "
-            f"sys.argv = {argv!r}; grpo.cli(grpo.main)")
-    result = run_script("-c", code)
-    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr[-2000:]
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
+def test_importing_grpo_does_not_import_fast_grpo_or_generation(fresh_grpo):
+    """In the fresh interpreter of fresh_grpo, two checks: the lazy imports, then a reward/weight mismatch through
+    grpo's command line exits 2 with one line before any model (a path that does not exist) is loaded."""
+    imported, runs = fresh_grpo
+    assert imported == "[]", imported
+    returncode, stderr = runs["reward_weights"]
+    assert returncode == 2 and "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "--reward_weights takes one number per reward (correctness)" in lines[0], lines
 
 

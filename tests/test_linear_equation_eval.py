@@ -77,7 +77,7 @@ def test_results_file(tiny_model_dir, tiny_data, tmp_path):
     assert set(output["parsed"]) == set(output["correct"]) == {"strict", "lenient"}
 
 
-def test_resume_after_crash_gives_the_same_records(lively_model_dir, tiny_data, tmp_path, monkeypatch):
+def test_resume_after_crash_gives_the_same_records(warm_python, lively_model_dir, tiny_data, tmp_path, monkeypatch):
     whole = evaluate(lively_model_dir, tiny_data, tmp_path / "whole", "--batch-size", "2")
     assert len({r["outputs"][0]["text"] for r in whole["records"]}) > 1
 
@@ -85,7 +85,7 @@ def test_resume_after_crash_gives_the_same_records(lively_model_dir, tiny_data, 
     args = ["--model", lively_model_dir, "--data", tiny_data, "--out", str(out), *FAST, "--name", "run",
             "--batch-size", "2"]
     monkeypatch.setenv("EVAL_CRASH_AFTER", "2")  # the process dies (traceback, exit 1) after saving 2 items
-    crashed = run_script("linear_equation_eval.py", *args)
+    crashed = warm_python.run("linear_equation_eval.py", *args)  # a RuntimeError: a traceback and exit 1
     monkeypatch.delenv("EVAL_CRASH_AFTER")
     assert crashed.returncode == 1 and "simulated crash" in crashed.stderr
     sidecar = out / ".run_linear_equation.partial.jsonl"
@@ -150,34 +150,41 @@ def test_adapter_protocol_and_overlap_guard(tiny_model_dir, adapter_dir, tiny_da
         os.remove(os.path.join(adapter_dir, MANIFEST_NAME))
 
 
-def bad_run(tmp_path, *args, data=None):
-    out = tmp_path / "out"
-    result = run_script("linear_equation_eval.py", "--out", str(out), "--max-new-tokens", "2",
-                        *(["--data", data] if data else []), *args)
-    assert result.returncode == 2, result.stderr
-    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
-    assert len(errors) == 1 and errors[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
-    assert not out.exists() or not any(out.iterdir())
-    return errors[0]
+@pytest.fixture
+def bad_run(warm_python, tmp_path):
+    """linear_equation_eval.py's command line on bad input: exit 2, one error line, nothing written; the runs
+    share one interpreter (conftest.WarmPython)."""
+
+    def run(*args, data=None):
+        out = tmp_path / "out"
+        result = warm_python.run("linear_equation_eval.py", "--out", str(out), "--max-new-tokens", "2",
+                                 *(["--data", data] if data else []), *args)
+        assert result.returncode == 2, result.stderr
+        errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+        assert len(errors) == 1 and errors[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
+        assert not out.exists() or not any(out.iterdir())
+        return errors[0]
+
+    return run
 
 
-def test_bad_input(tiny_model_dir, tiny_data, tmp_path, smollm2_dir):
+def test_bad_input(bad_run, tiny_model_dir, tiny_data, tmp_path, smollm2_dir):
     broken = tmp_path / "broken.json"
     broken.write_text('{"records": [')
-    assert "not found" in bad_run(tmp_path, "--model", tiny_model_dir, data=str(tmp_path / "missing.json"))
-    assert "not valid JSON" in bad_run(tmp_path, "--model", tiny_model_dir, data=str(broken))
-    assert "unknown split" in bad_run(tmp_path, "--model", tiny_model_dir, "--split", "tset", data=tiny_data)
-    assert "--protocol" in bad_run(tmp_path, "--model", tiny_model_dir, "--protocol", "new", data=tiny_data)
-    assert "model folder not found" in bad_run(tmp_path, "--model", str(tmp_path / "no-such-model"), data=tiny_data)
-    assert "adapter" in bad_run(tmp_path, "--model", tiny_model_dir, "--adapter", str(tmp_path), data=tiny_data)
+    assert "not found" in bad_run("--model", tiny_model_dir, data=str(tmp_path / "missing.json"))
+    assert "not valid JSON" in bad_run("--model", tiny_model_dir, data=str(broken))
+    assert "unknown split" in bad_run("--model", tiny_model_dir, "--split", "tset", data=tiny_data)
+    assert "--protocol" in bad_run("--model", tiny_model_dir, "--protocol", "new", data=tiny_data)
+    assert "model folder not found" in bad_run("--model", str(tmp_path / "no-such-model"), data=tiny_data)
+    assert "adapter" in bad_run("--model", tiny_model_dir, "--adapter", str(tmp_path), data=tiny_data)
 
 
-def test_adapter_for_another_model(adapter_dir, smollm2_dir, tiny_data, tmp_path):
-    message = bad_run(tmp_path, "--model", smollm2_dir, "--adapter", adapter_dir, "--limit", "1", data=tiny_data)
+def test_adapter_for_another_model(bad_run, adapter_dir, smollm2_dir, tiny_data, tmp_path):
+    message = bad_run("--model", smollm2_dir, "--adapter", adapter_dir, "--limit", "1", data=tiny_data)
     assert "does not match the model" in message and "hidden size 32 vs 576" in message
 
 
-def test_adapter_with_more_layers_of_the_same_width_is_refused(tiny_model_dir, tiny_data, tmp_path):
+def test_adapter_with_more_layers_of_the_same_width_is_refused(bad_run, tiny_model_dir, tiny_data, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -185,14 +192,14 @@ def test_adapter_with_more_layers_of_the_same_width_is_refused(tiny_model_dir, t
     config.num_hidden_layers = 30  # the issue's case: a 30-layer SmolLM2 adapter on a 2-layer model, same width
     model = get_peft_model(AutoModelForCausalLM.from_config(config), LoraConfig(r=2, target_modules=["q_proj"]))
     model.save_pretrained(str(tmp_path / "deep"))
-    message = bad_run(tmp_path, "--model", tiny_model_dir, "--adapter", str(tmp_path / "deep"), data=tiny_data)
+    message = bad_run("--model", tiny_model_dir, "--adapter", str(tmp_path / "deep"), data=tiny_data)
     assert "does not match the model" in message and "layers 30 vs 2" in message
 
 
-def test_smollm2_end_to_end(smollm2_dir, tiny_data, tmp_path):
+def test_smollm2_end_to_end(warm_python, smollm2_dir, tiny_data, tmp_path):
     """The real model, 2 systems, 16 tokens: real text comes back and is scored (it cannot solve them yet)."""
-    result = run_script("linear_equation_eval.py", "--model", "smollm2-135m", "--data", tiny_data, "--limit", "2",
-                        "--max-new-tokens", "16", "--out", str(tmp_path))
+    result = warm_python.run("linear_equation_eval.py", "--model", "smollm2-135m", "--data", tiny_data, "--limit",
+                             "2", "--max-new-tokens", "16", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "strict    Final: " in result.stdout and "lenient   Final: " in result.stdout
     results = read_json(str(tmp_path / "smollm2-135m_linear_equation.json"))
@@ -263,28 +270,29 @@ def test_finished_results_are_never_silently_replaced(tiny_model_dir, tiny_data,
     assert replaced["summary"]["num_items"] == 3
 
 
-def test_bad_names_batch_sizes_and_data(tiny_model_dir, tiny_data, tmp_path):
+def test_bad_names_batch_sizes_and_data(warm_python, bad_run, tiny_model_dir, tiny_data, tmp_path):
     for name in ("../x", "/abs/x", ".."):
-        assert "file name" in bad_run(tmp_path, "--model", tiny_model_dir, "--name", name, data=tiny_data)
+        assert "file name" in bad_run("--model", tiny_model_dir, "--name", name, data=tiny_data)
     for size in ("0", "-1"):
-        assert "--batch-size" in bad_run(tmp_path, "--model", tiny_model_dir, "--batch-size", size, data=tiny_data)
+        assert "--batch-size" in bad_run("--model", tiny_model_dir, "--batch-size", size, data=tiny_data)
     records = read_json(tiny_data)
     duplicated = tmp_path / "duplicated.json"
     atomic_write_json(str(duplicated), {**records, "records": records["records"] + records["records"][:1]})
-    assert "more than one record" in bad_run(tmp_path, "--model", tiny_model_dir, data=str(duplicated))
+    assert "more than one record" in bad_run("--model", tiny_model_dir, data=str(duplicated))
     no_prompt = tmp_path / "no_prompt.json"
     broken = [dict(r) for r in records["records"]]
     del next(r for r in broken if r["split"] == "test")["prompt"]
     atomic_write_json(str(no_prompt), {**records, "records": broken})
-    assert "lacks prompt" in bad_run(tmp_path, "--model", tiny_model_dir, data=str(no_prompt))
+    assert "lacks prompt" in bad_run("--model", tiny_model_dir, data=str(no_prompt))
     a_file = tmp_path / "a_file"
     a_file.write_text("")
-    result = run_script("linear_equation_eval.py", "--out", str(a_file), "--model", tiny_model_dir, "--data", tiny_data)
+    result = warm_python.run("linear_equation_eval.py", "--out", str(a_file), "--model", tiny_model_dir, "--data",
+                             tiny_data)
     assert result.returncode == 2 and "is a file" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_rescore_of_a_folder_is_one_line(tmp_path):
-    result = run_script("linear_equation_eval.py", "--rescore", str(tmp_path))
+def test_rescore_of_a_folder_is_one_line(warm_python, tmp_path):
+    result = warm_python.run("linear_equation_eval.py", "--rescore", str(tmp_path))
     assert result.returncode == 2 and "is a folder" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -303,16 +311,16 @@ def copied_test_item(tiny_data, tmp_path, name):
     return str(path), records
 
 
-def test_data_whose_splits_overlap_by_content_is_refused(tiny_model_dir, tiny_data, tmp_path):
+def test_data_whose_splits_overlap_by_content_is_refused(warm_python, bad_run, tiny_model_dir, tiny_data, tmp_path):
     path, _ = copied_test_item(tiny_data, tmp_path, "overlap.json")
-    message = bad_run(tmp_path, "--model", tiny_model_dir, data=path)
+    message = bad_run("--model", tiny_model_dir, data=path)
     assert "'train-0000' (train) and 'test-0001' (test) are the same problem" in message
-    result = run_script("sft.py", "--data", path, "--model", tiny_model_dir, "--output_dir", str(tmp_path / "o"))
+    result = warm_python.run("sft.py", "--data", path, "--model", tiny_model_dir, "--output_dir", str(tmp_path / "o"))
     assert result.returncode == 2 and "same problem" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "o").exists()
 
 
-def test_guard_compares_content_not_stored_hashes(tiny_model_dir, adapter_dir, tiny_data, tmp_path):
+def test_guard_compares_content_not_stored_hashes(bad_run, tiny_model_dir, adapter_dir, tiny_data, tmp_path):
     # an adapter trained on another file whose train item copies test-0001 with another id and hash
     path, records = copied_test_item(tiny_data, tmp_path, "other.json")
     trained = tmp_path / "adapter"
@@ -321,14 +329,14 @@ def test_guard_compares_content_not_stored_hashes(tiny_model_dir, adapter_dir, t
         if name.startswith("adapter_"):
             os.symlink(os.path.join(adapter_dir, name), trained / name)
     write_manifest(str(trained), [r for r in records if r["id"] == "train-0000"], path)
-    message = bad_run(tmp_path, "--model", tiny_model_dir, "--adapter", str(trained), "--limit", "3", data=tiny_data)
+    message = bad_run("--model", tiny_model_dir, "--adapter", str(trained), "--limit", "3", data=tiny_data)
     assert "1 of 3 items" in message and "test-0001" in message
     # a manifest written before content keys: its hashes (data.py's content keys) are compared instead
     manifest = read_json(str(trained / MANIFEST_NAME))
     del manifest["content_keys"]
     manifest["hashes"] = [load_split(tiny_data, "test")[1]["hash"]]
     atomic_write_json(str(trained / MANIFEST_NAME), manifest)
-    assert "test-0001" in bad_run(tmp_path, "--model", tiny_model_dir, "--adapter", str(trained), "--limit", "3",
+    assert "test-0001" in bad_run("--model", tiny_model_dir, "--adapter", str(trained), "--limit", "3",
                                   data=tiny_data)
 
 

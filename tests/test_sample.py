@@ -7,7 +7,6 @@ import pytest
 
 import data
 import sample
-from conftest import run_script
 from records import load_split
 from traces import check_trace
 from utils import UserError
@@ -57,10 +56,10 @@ def test_accepted_records_dedupe_and_provenance():
                                "temperature": 0.7, "top_p": 0.9, "seed": 5, "original_id": record["id"]}
 
 
-def test_entry_point_verify_none_keeps_every_distinct_sample(tiny_model_dir, tiny_data, tmp_path):
+def test_entry_point_verify_none_keeps_every_distinct_sample(warm_python, tiny_model_dir, tiny_data, tmp_path):
     out = tmp_path / "sampled.json"
-    result = run_script("sample.py", "--teacher", tiny_model_dir, "--data", tiny_data, "--out", str(out),
-                        "--train_slice", "2:5", "--k", "3", "--max_new_tokens", "6", "--verify", "none")
+    result = warm_python.run("sample.py", "--teacher", tiny_model_dir, "--data", tiny_data, "--out", str(out),
+                             "--train_slice", "2:5", "--k", "3", "--max_new_tokens", "6", "--verify", "none")
     assert result.returncode == 0, result.stderr[-3000:]
     written = json.loads(out.read_text())
     original = json.loads(open(tiny_data).read())
@@ -86,10 +85,11 @@ def test_entry_point_verify_none_keeps_every_distinct_sample(tiny_model_dir, tin
     assert written["meta"]["seed"] == original["meta"]["seed"]  # data.py's meta is kept
 
 
-def test_entry_point_verify_answer_with_a_random_model_writes_nothing(tiny_model_dir, tiny_data, tmp_path):
+def test_entry_point_verify_answer_with_a_random_model_writes_nothing(warm_python, tiny_model_dir, tiny_data,
+                                                                       tmp_path):
     out = tmp_path / "sampled.json"
-    result = run_script("sample.py", "--teacher", tiny_model_dir, "--data", tiny_data, "--out", str(out),
-                        "--train_slice", "0:2", "--k", "2", "--max_new_tokens", "4", "--verify", "answer")
+    result = warm_python.run("sample.py", "--teacher", tiny_model_dir, "--data", tiny_data, "--out", str(out),
+                             "--train_slice", "0:2", "--k", "2", "--max_new_tokens", "4", "--verify", "answer")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "passed --verify answer; nothing written" in result.stderr.strip().splitlines()[-1]
     assert not out.exists()

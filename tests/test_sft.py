@@ -185,8 +185,8 @@ def test_bad_input_is_a_user_error(extra, message, tiny_model_dir, tiny_data, tm
     assert not os.path.exists(tmp_path / "out" / "train_log.jsonl")  # nothing trained, nothing to --resume
 
 
-def test_cli_reports_one_line_and_exit_status_2(tmp_path):
-    result = run_script("sft.py", "--data", str(tmp_path / "nope.json"), "--output_dir", str(tmp_path / "out"))
+def test_cli_reports_one_line_and_exit_status_2(warm_python, tmp_path):
+    result = warm_python.run("sft.py", "--data", str(tmp_path / "nope.json"), "--output_dir", str(tmp_path / "out"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == f"error: data file not found: {tmp_path / 'nope.json'}"
     assert "Traceback" not in result.stderr
@@ -240,13 +240,13 @@ def test_run_from_a_model_folder_inherits_its_manifest(full_ft, tiny_data):
     assert sorted(manifest["hashes"]) == sorted(r["hash"] for r in train[:12])
 
 
-def test_eval_refuses_a_full_finetune_on_its_own_train_items(full_ft, tiny_data, tmp_path):
+def test_eval_refuses_a_full_finetune_on_its_own_train_items(warm_python, full_ft, tiny_data, tmp_path):
     import linear_equation_eval
 
     _, second = full_ft
     argv = ["--model", second, "--data", tiny_data, "--split", "train", "--limit", "2", "--max-new-tokens", "2",
             "--out", str(tmp_path)]
-    refused = run_script("linear_equation_eval.py", *argv)
+    refused = warm_python.run("linear_equation_eval.py", *argv)
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "training data of" in refused.stderr and second in refused.stderr, refused.stderr
     assert os.listdir(tmp_path) == []
@@ -259,7 +259,7 @@ def test_eval_refuses_a_full_finetune_on_its_own_train_items(full_ft, tiny_data,
     assert linear_equation_eval.main([*argv[:5], "val", *argv[6:]])["summary"]["num_items"] == 2
 
 
-def test_full_finetune_flag_errors(tiny_model_dir, tiny_data, tmp_path):
+def test_full_finetune_flag_errors(warm_python, tiny_model_dir, tiny_data, tmp_path):
     with pytest.raises(UserError, match="--use_peft false.*--load_in_4bit"):
         sft.parse_args(tiny_args(tiny_model_dir, tiny_data, tmp_path, "--use_peft", "false", "--load_in_4bit", "true"))
     with pytest.raises(UserError, match="selects no train items"):
@@ -270,7 +270,7 @@ def test_full_finetune_flag_errors(tiny_model_dir, tiny_data, tmp_path):
     with pytest.raises(UserError, match="--init_adapter continues a LoRA"):
         sft.main(tiny_args(tiny_model_dir, tiny_data, tmp_path / "ia", "--use_peft", "false", "--init_adapter",
                            str(tmp_path), "--max_steps", "1"))
-    result = run_script("sft.py", *tiny_args(tiny_model_dir, tiny_data, tmp_path / "cli", "--train_slice", "x:"))
+    result = warm_python.run("sft.py", *tiny_args(tiny_model_dir, tiny_data, tmp_path / "cli", "--train_slice", "x:"))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: --train_slice 'x:'"), result.stderr
 
@@ -377,13 +377,13 @@ def test_resume_on_other_items_is_refused(tiny_model_dir, tiny_data, tmp_path):
     assert training.prepare_output_dir(script_args, training_args, records[:2]).endswith("checkpoint-2")
 
 
-def test_a_missing_val_split_hints_at_training_without_it(tiny_model_dir, tmp_path):
+def test_a_missing_val_split_hints_at_training_without_it(warm_python, tiny_model_dir, tmp_path):
     import data
 
     path = str(tmp_path / "no_val.json")
     data.main(["--train", "8", "--val", "0", "--test", "2", "--test-ood", "0", "--out", path])
     out = tmp_path / "out"
-    result = run_script("sft.py", *tiny_args(tiny_model_dir, path, out, "--max_steps", "1"))
+    result = warm_python.run("sft.py", *tiny_args(tiny_model_dir, path, out, "--max_steps", "1"))
     assert result.returncode == 2 and "Traceback" not in result.stderr and not out.exists()
     assert result.stderr.strip().endswith("no records in split 'val' (evaluation needs it); pass --eval_strategy no "
                                           "to train without it")

@@ -106,13 +106,17 @@ def test_study_runs_end_to_end_and_a_rerun_skips_everything(tmp_path, tiny_model
         "data": "--preset easy --train 24 --val 2 --test 2 --test-ood 0 --seed 0",
         "s0": f"--train_slice 0:8 --max_steps 1 --per_device_train_batch_size 4 {quick}",
         "train_offset": 8,
+        # Every stage is a fresh interpreter importing torch + transformers (~9 s of CPU), so the primary arms are
+        # evaluated on linear_equation only and rft not at all (an arm's `evals` picks from the study's); base and S0
+        # run both benchmarks
         "arms": {
-            "sft_more": {"kind": "sft", "flags": f"--max_steps 1 --per_device_train_batch_size 4 {quick}"},
+            "sft_more": {"kind": "sft", "flags": f"--max_steps 1 --per_device_train_batch_size 4 {quick}",
+                         "evals": ["linear_equation"]},
             "grpo": {"kind": "grpo", "flags": "--fast_generation true --max_steps 1 --num_generations 2 "
                      "--per_device_train_batch_size 2 --gradient_accumulation_steps 1 --max_completion_length 4 "
-                     "--beta 0 --save_strategy no --val_steps 0"},
+                     "--beta 0 --save_strategy no --val_steps 0", "evals": ["linear_equation"]},
             "rft": {"kind": "rft", "sample": "--train_slice 8:10 --k 2 --max_new_tokens 4 --verify none",
-                    "flags": f"--max_steps 1 --per_device_train_batch_size 2 {quick}"},
+                    "flags": f"--max_steps 1 --per_device_train_batch_size 2 {quick}", "evals": []},
         },
         "evals": {"linear_equation": "--limit 2 --max-new-tokens 8", "gsm8k": "--limit 2 --max-new-tokens 8"},
         "eval": "--batch-size 4",
@@ -125,8 +129,12 @@ def test_study_runs_end_to_end_and_a_rerun_skips_everything(tmp_path, tiny_model
         first = run_script("study.py", path, "--jobs", "2", "--results", results)
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
         seed_dir = os.path.join(results, "seed3")
-        for arm in ("base", "s0", "sft_more", "grpo", "rft"):
-            for suffix in ("linear_equation", "gsm8k"):
+        evaluated = {"base": ("linear_equation", "gsm8k"), "s0": ("linear_equation", "gsm8k"),
+                     "sft_more": ("linear_equation",), "grpo": ("linear_equation",), "rft": ()}
+        for arm, suffixes in evaluated.items():
+            for suffix in ("linear_equation", "gsm8k"):  # exactly the evals the config asks for
+                assert os.path.exists(os.path.join(seed_dir, f"{arm}_{suffix}.json")) == (suffix in suffixes), arm
+            for suffix in suffixes:
                 with open(os.path.join(seed_dir, f"{arm}_{suffix}.json")) as f:
                     summary = json.load(f)["summary"]
                 assert summary["num_items"] == 2 and summary["adapter"] is None  # full fine-tunes: model folders
@@ -147,7 +155,7 @@ def test_study_runs_end_to_end_and_a_rerun_skips_everything(tmp_path, tiny_model
 
         second = run_script("study.py", path, "--jobs", "2", "--results", results)
         assert second.returncode == 0, second.stderr[-3000:]
-        stages = 1 + 5 * 2 + 4 + 1  # data, 5 arms x 2 evals, 4 trainings, 1 sampling
+        stages = 1 + 2 * 2 + 2 + 4 + 1  # data, base and s0 x 2 evals, 2 arms x 1 eval, 4 trainings, 1 sampling
         assert second.stdout.count(": done (") == stages, second.stdout
         assert ": start (" not in second.stdout
     finally:
