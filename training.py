@@ -494,11 +494,17 @@ def finish_run(trainer, tokenizer, output_dir, config, train_records, data_path,
     """Adapter (or, full fine-tuning, the model) + tokenizer + run_config.json + versions.json +
     training_manifest.json in output_dir."""
     trainer.save_model(output_dir)  # a PEFT model saves only its adapter; every process calls it (ZeRO-3 gathers)
-    if not trainer.is_world_process_zero():
-        return
-    tokenizer.save_pretrained(output_dir)
-    save_run_info(output_dir, config)
-    write_run_manifest(output_dir, train_records, data_path, start_model)
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(output_dir)
+        save_run_info(output_dir, config)
+        write_run_manifest(output_dir, train_records, data_path, start_model)
+    from torch import distributed  # loaded already: the trainer ran
+
+    if distributed.is_available() and distributed.is_initialized():
+        # every rank: left to interpreter exit, gloo's threads were torn down mid-wait ("terminate called without
+        # an active exception" on rank 1, once in a test run)
+        distributed.barrier()
+        distributed.destroy_process_group()
 
 
 def read_log(output_dir):
