@@ -371,6 +371,8 @@ def check_flags(args):
         raise UserError(f"unknown --static-cache {args.static_cache!r}; choose auto, on or off")
     if args.dtype:
         modeling.parse_dtype(args.dtype)
+    if args.model != modeling.SMOLLM2_ALIAS:  # (the alias converts the embedded GGUF: not a cheap check)
+        modeling.resolve_model(args.model)  # a missing local folder: one line now, not after torch has loaded
     if args.adapter and not os.path.exists(os.path.join(args.adapter, "adapter_config.json")):
         raise UserError(f"no LoRA adapter (adapter_config.json) in {args.adapter}")
     if args.adapter:

@@ -357,3 +357,14 @@ def test_guard_sees_a_copy_with_its_variables_renamed(tiny_data, tmp_path):
     assert evaluation.check_overlap(items, [str(trained)], data, allow=True) == ["test-0001"]
     with pytest.raises(utils.UserError, match="test-0001"):
         evaluation.check_overlap(items, [str(trained)], data, allow=False)
+
+
+def test_a_missing_model_folder_is_caught_with_the_cheap_flag_checks(tmp_path):
+    """Before the data is read and torch loads (that took ~20 s on 2 cores before the error line)."""
+    import argparse
+
+    import evaluation
+    args = argparse.Namespace(backend="auto", static_cache="auto", dtype=None, model=str(tmp_path / "none"),
+                              adapter=None, batch_size=None, name=None, out=str(tmp_path))
+    with pytest.raises(utils.UserError, match="model folder not found"):
+        evaluation.check_flags(args)
