@@ -172,6 +172,13 @@ def train_twins(study, data_path):
     return twins
 
 
+def contrast_row(study, c, mode, samples, seed, exclude=frozenset()):
+    """One table row: the contrast, its hierarchical bootstrap (or an 'na' reason) and the notes on seeds left out."""
+    diffs, notes = contrast_diffs(study, c, mode, exclude)
+    test = stats.hierarchical_bootstrap_diff(diffs, samples, seed) if diffs else {"na": "; ".join(notes)}
+    return {**c, "test": test, "notes": notes}
+
+
 def run_contrasts(study, mode, samples, seed, twins=None):
     """{'primary': [...], 'secondary': [...]}, each row the contrast and its test or an 'na' reason; with `twins`
     (train_twins), also 'sensitivity': the primary contrasts without those items."""
@@ -182,9 +189,7 @@ def run_contrasts(study, mode, samples, seed, twins=None):
         for c in spec.get(group) or []:
             if not isinstance(c, dict) or not {"a", "b", "benchmark", "split"} <= c.keys():
                 raise UserError(f"{CONFIG_NAME}: each contrast needs a, b, benchmark, split; got {c!r}")
-            diffs, notes = contrast_diffs(study, c, mode)
-            test = stats.hierarchical_bootstrap_diff(diffs, samples, seed) if diffs else {"na": "; ".join(notes)}
-            rows.append({**c, "test": test, "notes": notes})
+            rows.append(contrast_row(study, c, mode, samples, seed))
         out[group] = rows
     tested = [r for r in out.get("primary", []) if "na" not in r["test"]]
     for r, p in zip(tested, stats.holm([r["test"]["p"] for r in tested])):  # primary family only
@@ -193,9 +198,8 @@ def run_contrasts(study, mode, samples, seed, twins=None):
         out["sensitivity"] = []
         for c in spec.get("primary") or []:
             exclude = twins.get(c["split"], set()) if c["benchmark"] == "linear_equation" else set()
-            diffs, notes = contrast_diffs(study, c, mode, exclude)
-            test = stats.hierarchical_bootstrap_diff(diffs, samples, seed) if diffs else {"na": "; ".join(notes)}
-            out["sensitivity"].append({**c, "test": test, "notes": notes, "excluded": len(exclude)})
+            out["sensitivity"].append({**contrast_row(study, c, mode, samples, seed, exclude),
+                                       "excluded": len(exclude)})
     return out
 
 
