@@ -232,8 +232,9 @@ def priority(name, config):
     return 4 if kind in ("train", "sample") else 5
 
 
-def run_stages(stages, results, outputs, jobs, dry_run):
-    """Run what is not done yet, up to `jobs` stages at once, each as soon as the stages it needs have finished."""
+def run_stages(stages, results, outputs, jobs, dry_run, fill_free_slots=False):
+    """Run what is not done yet, up to `jobs` stages at once, each as soon as the stages it needs have finished.
+    The extras wait for the primary stages unless fill_free_slots (more throughput, slower primary stages)."""
     done_path = os.path.join(outputs, "stages_done.json")
     done = set(read_json(done_path)) if os.path.exists(done_path) else set()
     timings_path = os.path.join(results, "timings.json")
@@ -266,7 +267,7 @@ def run_stages(stages, results, outputs, jobs, dry_run):
 
     while pending or running:
         ready = sorted((s for s in pending if set(s.after) <= finished), key=lambda s: s.rank)
-        if any(s.rank < EXTRAS for s in ready + [r[0] for r in running.values()]):
+        if not fill_free_slots and any(s.rank < EXTRAS for s in ready + [r[0] for r in running.values()]):
             ready = [s for s in ready if s.rank < EXTRAS]  # extras in free slots slowed S0 3x on 2026-12-03
         for stage in ready[:max(0, jobs - len(running))]:
             pending.remove(stage)
@@ -300,6 +301,9 @@ def main(argv=None):
     parser.add_argument("config", help="study YAML (see configs/)")
     parser.add_argument("--seed", type=int, action="append", help="run only this seed (repeatable); default: all")
     parser.add_argument("--jobs", type=int, default=1, help="stages run at once (small models share a GPU well)")
+    parser.add_argument("--fill-free-slots", action="store_true",
+                        help="start the extras (secondary arms, benchmarks, pass@k) in free slots beside the primary "
+                             "stages instead of after them: the whole study ends sooner, its primary stages later")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--no-report", action="store_true", help="skip report.py at the end (e.g. seeds run apart)")
     parser.add_argument("--results", default=None, help="results folder (default results/<study>); e.g. a git-ignored "
@@ -322,7 +326,7 @@ def main(argv=None):
             f.write(f"# {stage.name}\n{shlex.join(['python', *stage.argv[1:]])}\n")
     chosen = [s for s in all_stages if s.name == "data" or s.name.split()[0] in {f"seed{n}" for n in seeds}]
     start = time.time()
-    run_stages(chosen, results, outputs, args.jobs, args.dry_run)
+    run_stages(chosen, results, outputs, args.jobs, args.dry_run, args.fill_free_slots)
     if args.dry_run or args.no_report:
         return
     subprocess.run([sys.executable, "report.py", results], check=False)

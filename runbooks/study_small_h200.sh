@@ -6,6 +6,7 @@
 #     bash runbooks/study_small_h200.sh smoke           # optional, with .gpu/tinymodel: CUDA smoke of every stage kind
 #     bash runbooks/study_small_h200.sh first           # carry .gguf/part0, then again with part1: install, keep the parts
 #     SEEDS="1 2 3" JOBS=6 bash runbooks/study_small_h200.sh launch [S]   # carry .gguf/part2: join, start, watch S s
+#         PRIMARY=1: only what the primary contrasts need; FILL=1: extras in free slots (study.py --fill-free-slots)
 #     bash runbooks/study_small_h200.sh watch [S]       # watch S seconds (default 540), then pack what is done
 #     bash runbooks/study_small_h200.sh bench [S]       # after launch (the GGUF joined), once study.py has ended:
 #                                                       # bench.py's SmolLM2 rows (eval, GRPO fast vs stock), S s at most
@@ -71,7 +72,7 @@ yaml.safe_dump(c, open("/tmp/study_primary.yaml", "w"), sort_keys=False)
 PY
     fi
     seeds=(); for s in ${SEEDS:?SEEDS=\"1 2 3\"}; do seeds+=(--seed "$s"); done
-    setsid nohup python3 study.py "$config" "${seeds[@]}" --jobs "${JOBS:-6}" --no-report \
+    setsid nohup python3 study.py "$config" "${seeds[@]}" --jobs "${JOBS:-6}" --no-report ${FILL:+--fill-free-slots} \
         --results outputs/small/results > /tmp/study.log 2>&1 < /dev/null &
     wait_study "${2:-480}"; pack
     ;;

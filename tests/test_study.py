@@ -177,7 +177,7 @@ def test_primary_contrasts_stages_start_first():
     assert first("seed1 eval grpo gsm8k") > first("seed1 train sft_n1000")  # secondary benchmark: last tier
 
 
-def test_extras_wait_for_the_primary_stages_even_with_free_slots(tmp_path, capsys):
+def test_extras_wait_for_the_primary_stages_unless_told_to_fill_free_slots(tmp_path, capsys):
     import sys
 
     import study
@@ -195,6 +195,13 @@ def test_extras_wait_for_the_primary_stages_even_with_free_slots(tmp_path, capsy
     lines = [line.split(":")[0] + (" start" if "start" in line else " end") for line in capsys.readouterr().out.splitlines()]
     assert lines.index("seed1 train s0 end") < lines.index("seed1 train extra start")
     assert lines.index("seed1 train s0 end") < lines.index("seed1 eval base x start")
+
+    for name in ("seed1 train s0", "seed1 train extra", "seed1 eval base x"):  # --fill-free-slots: side by side
+        os.remove(str(tmp_path / f"{name}.done"))
+    os.remove(os.path.join(outputs, "stages_done.json"))
+    study.run_stages(stages, results, outputs, jobs=3, dry_run=False, fill_free_slots=True)
+    lines = [line.split(":")[0] + (" start" if "start" in line else " end") for line in capsys.readouterr().out.splitlines()]
+    assert lines.index("seed1 train extra start") < lines.index("seed1 train s0 end")
 
 
 def test_a_run_that_ends_after_another_stage_failed_is_recorded(tmp_path):
