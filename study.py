@@ -304,7 +304,7 @@ def main(argv=None):
     parser.add_argument("--fill-free-slots", action="store_true",
                         help="start the extras (secondary arms, benchmarks, pass@k) in free slots beside the primary "
                              "stages instead of after them: the whole study ends sooner, its primary stages later")
-    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run and write nothing")
     parser.add_argument("--no-report", action="store_true", help="skip report.py at the end (e.g. seeds run apart)")
     parser.add_argument("--results", default=None, help="results folder (default results/<study>); e.g. a git-ignored "
                         "one on a machine that syncs the working tree (the lent GPU's tool removes untracked files)")
@@ -318,12 +318,13 @@ def main(argv=None):
     results = os.path.normpath(args.results or os.path.join("results", config["study"]))
     outputs = os.path.join("outputs", config["study"])
     all_stages = plan(config, config["seeds"], results)
-    os.makedirs(results, exist_ok=True)
-    shutil.copyfile(args.config, os.path.join(results, "config.yaml"))  # the pre-registered contrasts travel along
-    with open(os.path.join(results, "commands.sh"), "w") as f:
-        f.write(f"# {config['study']}: the commands study.py runs for {args.config}\n")
-        for stage in all_stages:
-            f.write(f"# {stage.name}\n{shlex.join(['python', *stage.argv[1:]])}\n")
+    if not args.dry_run:  # a dry run writes nothing: it must not overwrite a finished study's commands.sh
+        os.makedirs(results, exist_ok=True)
+        shutil.copyfile(args.config, os.path.join(results, "config.yaml"))  # the pre-registered contrasts travel along
+        with open(os.path.join(results, "commands.sh"), "w") as f:
+            f.write(f"# {config['study']}: the commands study.py runs for {args.config}\n")
+            for stage in all_stages:
+                f.write(f"# {stage.name}\n{shlex.join(['python', *stage.argv[1:]])}\n")
     chosen = [s for s in all_stages if s.name == "data" or s.name.split()[0] in {f"seed{n}" for n in seeds}]
     start = time.time()
     run_stages(chosen, results, outputs, args.jobs, args.dry_run, args.fill_free_slots)

@@ -71,7 +71,7 @@ def write(path, config):
 
 @pytest.mark.parametrize("name", ["study_small.yaml", "study_full.yaml"])
 def test_dry_run_lists_the_commands_and_runs_nothing(name, tmp_path):
-    """Run in a scratch folder: the dry run writes results/<study>/commands.sh and config.yaml there only."""
+    """Run in a scratch folder: the dry run prints every command and writes nothing (no results/, outputs/, data)."""
     with open(os.path.join(REPO, "configs", name)) as f:
         config = yaml.safe_load(f)
     if "s0" not in config:
@@ -80,14 +80,10 @@ def test_dry_run_lists_the_commands_and_runs_nothing(name, tmp_path):
     result = run_script(os.path.join(REPO, "study.py"), os.path.join(REPO, "configs", name), "--dry-run",
                         cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    study = config["study"]
-    assert sorted(os.listdir(tmp_path)) == ["results"]  # no outputs/, no data, no logs
-    assert sorted(os.listdir(tmp_path / "results" / study)) == ["commands.sh", "config.yaml"]
-    commands = (tmp_path / "results" / study / "commands.sh").read_text()
+    assert os.listdir(tmp_path) == []  # no results/ (its commands.sh is the finished run's), outputs/, data, logs
     lines = [line for line in result.stdout.splitlines() if ": python " in line]
     assert ": done (" not in result.stdout and lines
-    for line in lines:  # every stage printed is in commands.sh
-        assert line.split(": ", 1)[1] in commands
+    commands = "\n".join(lines)
     seeds = config["seeds"]
     for seed in seeds:
         assert f"seed{seed} train s0: python sft.py" in result.stdout
