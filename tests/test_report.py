@@ -343,9 +343,9 @@ def test_study_report_without_train_twins(multi_seed, tmp_path):
     with pytest.raises(UserError, match="not the data file the results were evaluated on"):
         report.main([str(multi_seed), "--data", str(data), "--bootstrap-samples", "100"])
     for f in multi_seed.glob("seed*/*.json"):
-        if f.name != "timings.json":
+        if f.name != "timings.json":  # GSM8K's results carry its test file's hash, not data.json's
             result = json.loads(f.read_text())
-            result["summary"]["data_sha256"] = records.file_sha256(data)
+            result["summary"]["data_sha256"] = "0" * 64 if "gsm8k" in f.name else records.file_sha256(data)
             f.write_text(json.dumps(result))
     text = open(report.main([str(multi_seed), "--data", str(data), "--bootstrap-samples", "500"])).read()
     assert "Left out: 5 of test, 0 of test_near" in text
