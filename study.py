@@ -296,6 +296,22 @@ def run_stages(stages, results, outputs, jobs, dry_run, fill_free_slots=False):
             record(stage, start)
 
 
+def only_arms(stages, arms, config):
+    """The stages of these arms (training, sampling, evals, pass@k) and every stage they wait for."""
+    known = {BASE, S0, *config.get("arms", {})}
+    if set(arms) - known:
+        raise UserError(f"--arms: unknown {sorted(set(arms) - known)}; this config has {', '.join(sorted(known))}")
+    by_name = {s.name: s for s in stages}
+    wanted = {s.name for s in stages if s.name != "data" and s.name.split()[2] in arms}
+    todo = list(wanted)
+    while todo:
+        for name in by_name[todo.pop()].after:
+            if name not in wanted:
+                wanted.add(name)
+                todo.append(name)
+    return [s for s in stages if s.name in wanted]
+
+
 def main(argv=None):
     parser = one_line_errors(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
     parser.add_argument("config", help="study YAML (see configs/)")
@@ -304,6 +320,8 @@ def main(argv=None):
     parser.add_argument("--fill-free-slots", action="store_true",
                         help="start the extras (secondary arms, benchmarks, pass@k) in free slots beside the primary "
                              "stages instead of after them: the whole study ends sooner, its primary stages later")
+    parser.add_argument("--arms", default=None, help="run only these arms, comma-separated (base and s0 count as arms), "
+                        "with the stages they need, e.g. --arms grpo_base,sft_n20000 (no S0): a lease for the rest")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run and write nothing")
     parser.add_argument("--no-report", action="store_true", help="skip report.py at the end (e.g. seeds run apart)")
     parser.add_argument("--results", default=None, help="results folder (default results/<study>); e.g. a git-ignored "
@@ -326,6 +344,8 @@ def main(argv=None):
             for stage in all_stages:
                 f.write(f"# {stage.name}\n{shlex.join(['python', *stage.argv[1:]])}\n")
     chosen = [s for s in all_stages if s.name == "data" or s.name.split()[0] in {f"seed{n}" for n in seeds}]
+    if args.arms:
+        chosen = only_arms(chosen, args.arms.split(","), config)
     start = time.time()
     run_stages(chosen, results, outputs, args.jobs, args.dry_run, args.fill_free_slots)
     if args.dry_run or args.no_report:

@@ -8,7 +8,8 @@
 #     bash runbooks/study_small_h200.sh first           # once per part but the last (carry .whl the first time):
 #                                                       # install, keep the parts; back to back (warm for 30 s)
 #     SEEDS="1 2 3" JOBS=6 bash runbooks/study_small_h200.sh launch [S]   # carry the last part: join, start, watch S s
-#         PRIMARY=1: only what the primary contrasts need; FILL=1: extras in free slots (study.py --fill-free-slots)
+#         PRIMARY=1: only what the primary contrasts need; FILL=1: extras in free slots (study.py --fill-free-slots);
+#         ARMS=grpo_base,sft_n20000: only those arms and what they need (study.py --arms)
 #     bash runbooks/study_small_h200.sh watch [S]       # watch S seconds (default 540), then pack what is done
 #     bash runbooks/study_small_h200.sh bench [S]       # after launch (the GGUF joined), once study.py has ended:
 #                                                       # bench.py's SmolLM2 rows (eval, GRPO fast vs stock), S s at most
@@ -79,7 +80,7 @@ yaml.safe_dump(c, open("/tmp/study_primary.yaml", "w"), sort_keys=False)
 PY
     fi
     seeds=(); for s in ${SEEDS:?SEEDS=\"1 2 3\"}; do seeds+=(--seed "$s"); done
-    setsid nohup python3 study.py "$config" "${seeds[@]}" --jobs "${JOBS:-6}" --no-report ${FILL:+--fill-free-slots} \
+    setsid nohup python3 study.py "$config" "${seeds[@]}" --jobs "${JOBS:-6}" --no-report ${FILL:+--fill-free-slots} ${ARMS:+--arms "$ARMS"} \
         --results outputs/small/results > /tmp/study.log 2>&1 < /dev/null &
     wait_study "${2:-480}"; pack
     ;;

@@ -173,6 +173,23 @@ def test_primary_contrasts_stages_start_first():
     assert first("seed1 eval grpo gsm8k") > first("seed1 train sft_n1000")  # secondary benchmark: last tier
 
 
+def test_arms_picks_their_stages_and_what_they_wait_for():
+    """--arms: a lease for the rest of a seed runs those arms' stages only, with S0 only where an arm starts there."""
+    import study
+    from utils import UserError
+    config = study.load_config(os.path.join(REPO, "configs", "study_small.yaml"))
+    stages = study.plan(config, [1])
+    names = [s.name for s in study.only_arms(stages, ["grpo_base", "sft_n20000"], config)]
+    assert names[0] == "data" and "seed1 train s0" not in names
+    assert {n.split()[2] for n in names[1:]} == {"grpo_base", "sft_n20000"}
+    assert "seed1 eval grpo_base gsm8k" in names and "seed1 eval sft_n20000 linear_equation" in names
+    names = [s.name for s in study.only_arms(stages, ["rft"], config)]
+    assert names[:4] == ["data", "seed1 train s0", "seed1 sample rft", "seed1 train rft"]
+    assert not [n for n in names if n.startswith("seed1 eval s0")]  # S0 trains for rft, its evals are not asked for
+    with pytest.raises(UserError, match=r"--arms: unknown \['grpo_bas'\]"):
+        study.only_arms(stages, ["grpo_bas"], config)
+
+
 def test_extras_wait_for_the_primary_stages_unless_told_to_fill_free_slots(tmp_path, capsys):
     import sys
 
