@@ -156,20 +156,24 @@ class ValidationCallback(TrainerCallback):
     """Greedy accuracy on val records (strict and lenient parser) before training and every `every` steps.
 
     TRL has no compute_metrics for generation; the values join the log (train_log.jsonl and every report_to
-    backend) as val_accuracy, val_accuracy_lenient, val_truncated.
+    backend) as val_accuracy, val_accuracy_lenient, val_truncated, and val_seconds: the validations' time so far,
+    which train_seconds includes (generation can cost more than the training steps between two validations).
     """
 
     def __init__(self, trainer, records, every, max_new_tokens, batch_size=None):
         self.trainer, self.records, self.every = trainer, records, every
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.last_step = None  # the step of the last validation
+        self.seconds = 0.0
 
     def accuracy(self):
         from generation import generate_all
         from utils import is_correct
 
+        start = time.perf_counter()
         outputs = generate_all(self.trainer.model, self.trainer.processing_class, [r["prompt"] for r in self.records],
                                max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, progress=False)
+        self.seconds += time.perf_counter() - start
         texts = [out[0]["text"] for out in outputs]
         n = len(texts)
         return {
@@ -177,6 +181,7 @@ class ValidationCallback(TrainerCallback):
             "val_accuracy_lenient": sum(is_correct(t, r["answer"], strict=False)
                                         for t, r in zip(texts, self.records)) / n,
             "val_truncated": sum(out[0]["truncated"] for out in outputs) / n,
+            "val_seconds": round(self.seconds, 2),
         }
 
     def on_train_begin(self, args, state, control, **kwargs):

@@ -379,9 +379,12 @@ def render(study, mode, contrasts, traces, passk, plots, samples, seed):
                 vals = [v[key] for v in last if key in v]
                 return f"{np.mean(vals):{f}}" if vals else ""
             rows.append([study.label(arm), len(last), mean("step", ".0f"), mean("num_tokens", ".3g"),
-                         mean("compute_flops", ".3g"), mean("train_seconds", ".0f")])
-        out += ["Compute from each log's last values, mean over seeds (num_tokens as the trainer counts it).", "",
-                md_table(["Arm", "seeds", "steps", "num_tokens", "compute FLOPs", "train seconds"], rows), ""]
+                         mean("compute_flops", ".3g"), mean("train_seconds", ".0f"), mean("val_seconds", ".0f")])
+        header = ["Arm", "seeds", "steps", "num_tokens", "compute FLOPs", "train seconds", "of which val"]
+        if not any(row[-1] for row in rows):  # logs from before val_seconds was recorded
+            header, rows = header[:-1], [row[:-1] for row in rows]
+        out += ["Compute from each log's last values, mean over seeds (num_tokens as the trainer counts it; train "
+                "seconds include the validations' generation).", "", md_table(header, rows), ""]
     else:
         out += ["No training logs (seedN/<arm>_train_log.jsonl).", ""]
     if study.timings:

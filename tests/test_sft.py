@@ -297,6 +297,8 @@ def test_compute_budget_stops_training_and_val_accuracy_is_logged(tiny_model_dir
     assert val[0]["step"] == 0 and len(val) >= 3, val
     assert all(0 <= r["val_accuracy"] <= 1 and 0 <= r["val_accuracy_lenient"] <= 1 for r in val)
     assert all(r["val_truncated"] == 1.0 for r in val)  # 4 new tokens never finish an answer
+    seconds = [r["val_seconds"] for r in val]  # the validations' time so far, inside train_seconds
+    assert 0 < seconds[0] and seconds == sorted(seconds) and seconds[-1] < final["train_seconds"], (seconds, final)
 
 
 def test_init_adapter_continues_the_lora(trained, tiny_model_dir, tiny_data, tmp_path):
