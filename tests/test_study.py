@@ -188,6 +188,26 @@ def test_arms_picks_their_stages_and_what_they_wait_for():
     assert not [n for n in names if n.startswith("seed1 eval s0")]  # S0 trains for rft, its evals are not asked for
     with pytest.raises(UserError, match=r"--arms: unknown \['grpo_bas'\]"):
         study.only_arms(stages, ["grpo_bas"], config)
+    with pytest.raises(UserError, match="--arms grpo_base: no stages for these seeds"):  # grpo_base: seed 1 only
+        study.only_arms(study.plan(config, [2]), ["grpo_base"], config)
+
+
+def test_dry_run_copies_no_run_record(tmp_path):
+    """A done training stage's log is copied into results/ on a real rerun, never on a dry run."""
+    import sys
+
+    import study
+    results, outputs, train_dir = tmp_path / "results", tmp_path / "outputs", tmp_path / "outputs" / "grpo"
+    train_dir.mkdir(parents=True)
+    (train_dir / "train_log.jsonl").write_text("{}\n")
+    (train_dir / "run_config.json").write_text("{}")
+    (outputs / "stages_done.json").write_text(json.dumps(["seed1 train grpo"]))
+    train = study.Stage("seed1 train grpo", str(train_dir / "run_config.json"), [sys.executable, "-c", "1"],
+                        train_dir=str(train_dir), results_name="grpo")
+    study.run_stages([train], str(results), str(outputs), jobs=1, dry_run=True)
+    assert not results.exists()
+    study.run_stages([train], str(results), str(outputs), jobs=1, dry_run=False)
+    assert (results / "seed1" / "grpo_train_log.jsonl").exists()
 
 
 def test_extras_wait_for_the_primary_stages_unless_told_to_fill_free_slots(tmp_path, capsys):
