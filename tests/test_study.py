@@ -237,6 +237,26 @@ def test_extras_wait_for_the_primary_stages_unless_told_to_fill_free_slots(tmp_p
     assert lines.index("seed1 train extra start") < lines.index("seed1 train s0 end")
 
 
+def test_stages_share_the_cores(tmp_path, monkeypatch):
+    """Each stage gets cores // jobs OpenMP threads (at least 1), unless OMP_NUM_THREADS is set already."""
+    import sys
+
+    import study
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(study.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    code = "import os, sys; open(sys.argv[1], 'w').write(os.environ['OMP_NUM_THREADS'])"
+
+    def threads(name, jobs):
+        out = tmp_path / name
+        study.run_stages([study.Stage(f"seed1 eval {name}", str(out), [sys.executable, "-c", code, str(out)])],
+                         str(tmp_path / "results"), str(tmp_path / "outputs"), jobs=jobs, dry_run=False)
+        return out.read_text()
+
+    assert (threads("a", 1), threads("b", 2), threads("c", 8)) == ("4", "2", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads("d", 2) == "3"
+
+
 def test_a_run_that_ends_after_another_stage_failed_is_recorded(tmp_path):
     """study.py stops at a failed stage but lets the running ones finish: those are recorded (done, timed, log and
     config copied into results); a rerun that finds one done but not copied copies it."""
