@@ -211,16 +211,24 @@ def keep_run_record(stage, results):
 EXTRAS = 4  # ranks from here on wait until every stage the primary contrasts need has finished
 
 
+def primary_contrasts(config):
+    return (config.get("contrasts") or {}).get("primary") or []
+
+
+def primary_arms(config):
+    """The arms the pre-registered primary contrasts compare."""
+    return {c[k] for c in primary_contrasts(config) for k in ("a", "b")}
+
+
 def priority(name, config):
     """Start order among ready stages: what the pre-registered primary contrasts need comes first, so that a lease
     that runs out leaves the answer rather than the extras. S0, then the primary arms (GRPO first: the slowest),
     then their evals on the primary benchmarks, then other training and sampling, then every other eval. The
     extras (other training, sampling and evals) start only once the primary stages are done, not in free slots
     beside them (sharing the GPU slows those), unless --fill-free-slots."""
-    primary = (config.get("contrasts") or {}).get("primary") or []
-    arms = {c[k] for c in primary for k in ("a", "b")}
+    arms = primary_arms(config)
     suffixes = {c["benchmark"] if c.get("split", "test") == "test" else f"{c['benchmark']}_{c['split']}"
-                for c in primary}
+                for c in primary_contrasts(config)}
     words = name.split() + ["", "", ""]
     kind, arm, suffix = words[1], words[2], words[3]
     if name == "data" or (kind, arm) == ("train", S0):
@@ -327,8 +335,9 @@ def main(argv=None):
     parser.add_argument("--fill-free-slots", action="store_true",
                         help="start the extras (secondary arms, benchmarks, pass@k) in free slots beside the primary "
                              "stages instead of after them: the whole study ends sooner, its primary stages later")
-    parser.add_argument("--arms", default=None, help="run only these arms, comma-separated (base and s0 count as arms), "
-                        "with the stages they need, e.g. --arms grpo_base,sft_n20000 (no S0): a lease for the rest")
+    parser.add_argument("--arms", default=None,
+                        help="run only these arms, comma-separated (base and s0 count as arms), with the stages they "
+                             "need, e.g. --arms grpo_base,sft_n20000 (no S0): a lease for the rest")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run and write nothing")
     parser.add_argument("--no-report", action="store_true", help="skip report.py at the end (e.g. seeds run apart)")
     parser.add_argument("--results", default=None, help="results folder (default results/<study>); e.g. a git-ignored "
@@ -355,8 +364,7 @@ def main(argv=None):
     if args.arms:
         arms = [a.strip() for a in args.arms.split(",") if a.strip()]
         chosen = only_arms(chosen, arms, config)
-        primary = {c[k] for c in (config.get("contrasts") or {}).get("primary") or [] for k in ("a", "b")}
-        fill_free_slots |= not primary & set(arms)  # S0 there only for an extra arm: nothing to wait for
+        fill_free_slots |= not primary_arms(config) & set(arms)  # S0 there only for an extra arm: nothing to wait for
     start = time.time()
     run_stages(chosen, results, outputs, args.jobs, args.dry_run, fill_free_slots)
     if args.dry_run or args.no_report:
