@@ -97,6 +97,8 @@ def parse_args(argv=None):
     p.add_argument("--grpo-steps", type=int, default=10, help="timed optimizer steps (median and spread reported)")
     p.add_argument("--eager-decode", action="store_true",
                    help="GRPO fast path: record the decode step uncompiled (grpo.py --compile_decode false)")
+    p.add_argument("--tf32", action="store_true",
+                   help="TF32 matmuls for fp32 weights, as the SmolLM2 study's runs (--tf32 true); default off")
     p.add_argument("--compile-layers", action="store_true",
                    help="GRPO fast path: the training step's decoder stack compiled (grpo.py --compile_layers)")
     p.add_argument("--grpo-beta", type=float, default=0.0, help="KL coefficient (TRL's default 0: no reference model)")
@@ -115,6 +117,7 @@ def parse_args(argv=None):
         p.error("--grpo-paths takes fast, stock or fast,stock")
     args.device = torch.device(args.device)
     args.dtype = modeling.parse_dtype(args.dtype) if args.dtype else modeling.default_dtype(args.device.type)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
     name = torch.cuda.get_device_name(args.device) if args.device.type == "cuda" else "cpu"
     args.device_name = name
     args.out = args.out or os.path.join("results", "bench", "bench_" + name.lower().replace(" ", "_") + ".json")
@@ -482,7 +485,7 @@ def main(argv=None):
     args = parse_args(argv)
     tokenizer = load_tokenizer(args.tokenizer if args.model in ("qwen1.5b", "tiny") else args.model)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    results = {"meta": {"device": args.device_name, "model": args.model, "dtype": str(args.dtype),
+    results = {"meta": {"device": args.device_name, "model": args.model, "dtype": str(args.dtype), "tf32": args.tf32,
                         "argv": sys.argv[1:] if argv is None else list(argv), "versions": library_versions(),
                         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, "parts": {}}
     floor = None

@@ -57,8 +57,8 @@ def generate(model, tokenizer, prompts, *, max_new_tokens=MAX_NEW_TOKENS, num_sa
     {"text", "num_tokens" (generated tokens, EOS included), "truncated" (no EOS within max_new_tokens)}, plus
     "token_ids" (the generated ids, EOS included) with return_ids.
     temperature 0 is greedy. static_cache: True, False or "auto": static on CUDA when at least
-    STATIC_MIN_STEPS decode steps are due and the model is in eval mode (a model being trained, e.g. by a
-    validation callback, gets the dynamic cache: no second cache beside the training memory).
+    STATIC_MIN_STEPS decode steps are due, in eval or train mode (a validation callback's model mid-training
+    decodes as fast as an eval's; the static cache is no larger than the dynamic one at a batch's end).
     `decoder`: a StaticDecoder the caller keeps across calls (GRPO: one graph for the whole run; it must be
     at least `batch_size` wide and long enough for prompt + max_new_tokens); it overrides static_cache.
     The model's train/eval mode is restored afterwards.
@@ -83,8 +83,7 @@ def generate(model, tokenizer, prompts, *, max_new_tokens=MAX_NEW_TOKENS, num_sa
     batches = [rows[k:k + width] for k in range(0, len(rows), width)]
     # Decided for the whole run, before sharding, so every process decodes with the same shapes
     if static_cache == "auto":
-        static_cache = (device.type == "cuda" and not was_training
-                        and len(batches) * max_new_tokens >= STATIC_MIN_STEPS)
+        static_cache = device.type == "cuda" and len(batches) * max_new_tokens >= STATIC_MIN_STEPS
     if shard:
         rank, world = shard
         owner = {}  # a prompt belongs to the process of the batch holding its first row

@@ -2,7 +2,8 @@
 # The SmolLM2 study (configs/study_small.yaml) on one lent H200, in a few calls on one warm machine.
 # From the repo root. The carried, git-ignored inputs: .whl/ (trl, datasets, gguf... wheels: the machine lacks
 # them), .gguf/partN (the embedded model's 98 MB GGUF in parts: 64 MiB per call, the tree included; the tree is
-# ~48 MB with results/, so 7 parts of 14 MB: `split -n 7 -d -a 1 <the GGUF> .gguf/part`),
+# ~48 MB with results/, so 7 parts of 14 MB: `split -n 7 -d -a 1 <the GGUF> .gguf/part`; with results/ moved
+# aside for the calls it is ~1 MB, and 2 parts of 49 MB do: `split -n 2 -d -a 1 ...`),
 # .gpu/gsm8k (GSM8K's test.jsonl), .gpu/tinymodel (a 2-layer random Llama with SmolLM2's tokenizer, smoke only).
 #     bash runbooks/study_small_h200.sh smoke           # optional, with .gpu/tinymodel: CUDA smoke of every stage kind
 #     bash runbooks/study_small_h200.sh first           # once per part but the last (carry .whl the first time):
@@ -89,10 +90,12 @@ PY
 watch)
     wait_study "${2:-540}"; pack
     ;;
-bench)  # the study's GRPO shape: 16 prompts x 8 completions, 384 tokens, fp32 full fine-tuning (bench sets no TF32)
+bench)  # the study's GRPO shape and precision: 16 prompts x 8 completions, 384 tokens, full fine-tuning, fp32 weights
+    # with TF32; grpo.py's default compiled decode (the study ran --compile_decode false); PARTS=grpo: that row alone
     USE_UNSLOTH=0 timeout "${2:-450}" python3 bench.py --device cuda --model "$(python3 -c "import modeling
-print(modeling.smollm2_path())")" --dtype fp32 --parts floor,eval,grpo --grpo-variants full --grpo-prompts 16 \
-        --grpo-generations 8 --grpo-tokens 384 --gsm8k-dir .gpu/gsm8k --out "$OUT/bench_smollm2.json" \
+print(modeling.smollm2_path())")" --dtype fp32 --tf32 --parts "${PARTS:-floor,eval,grpo}" \
+        --grpo-variants full --grpo-prompts 16 --grpo-generations 8 --grpo-tokens 384 --gsm8k-dir .gpu/gsm8k \
+        --out "$OUT/bench_smollm2.json" \
         > "$OUT/bench_smollm2.log" 2>&1
     echo "bench exit $? (124 = timeout)"; cat "$OUT/bench_smollm2.md" 2>/dev/null || tail -n 30 "$OUT/bench_smollm2.log"
     ;;
