@@ -117,7 +117,8 @@ def parse_args(argv=None):
         p.error("--grpo-paths takes fast, stock or fast,stock")
     args.device = torch.device(args.device)
     args.dtype = modeling.parse_dtype(args.dtype) if args.dtype else modeling.default_dtype(args.device.type)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     name = torch.cuda.get_device_name(args.device) if args.device.type == "cuda" else "cpu"
     args.device_name = name
     args.out = args.out or os.path.join("results", "bench", "bench_" + name.lower().replace(" ", "_") + ".json")

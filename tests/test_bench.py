@@ -4,6 +4,7 @@ import json
 import os
 
 import pytest
+import torch
 
 import bench
 from conftest import GSM8K_DIR, SHARED
@@ -52,11 +53,18 @@ def test_bench_cpu_smoke(tmp_path):
 
 def test_bench_runs_one_grpo_trainer_when_asked(tmp_path, capsys):
     out = str(tmp_path / "bench.json")
-    bench.main(["--device", "cpu", "--model", "tiny", "--tokenizer", QWEN_TOKENIZER, "--parts", "grpo",
-                "--grpo-variants", "lora", "--grpo-paths", "stock", "--grpo-prompts", "2", "--grpo-generations", "2",
-                "--grpo-tokens", "4", "--grpo-steps", "1", "--lora-r", "4", "--out", out])
+    try:
+        bench.main(["--device", "cpu", "--model", "tiny", "--tokenizer", QWEN_TOKENIZER, "--parts", "grpo",
+                    "--grpo-variants", "lora", "--grpo-paths", "stock", "--grpo-prompts", "2",
+                    "--grpo-generations", "2", "--grpo-tokens", "4", "--grpo-steps", "1", "--lora-r", "4", "--tf32",
+                    "--out", out])
+        assert torch.backends.cuda.matmul.allow_tf32  # the study's precision, as asked
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False  # torch's defaults
     with open(out) as f:
-        pair = json.load(f)["parts"]["grpo_lora"]
+        saved = json.load(f)
+    pair = saved["parts"]["grpo_lora"]
+    assert saved["meta"]["tf32"] is True
     assert pair.keys() == {"stock", "part_s"} and pair["stock"]["trainer"] == "GRPOTrainer"
     with pytest.raises(SystemExit):
         bench.parse_args(["--grpo-paths", "fast,vllm"])
