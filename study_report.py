@@ -383,6 +383,8 @@ def render(study, mode, contrasts, traces, passk, plots, samples, seed):
         header = ["Arm", "seeds", "steps", "num_tokens", "compute FLOPs", "train seconds", "of which val"]
         if not any(row[-1] for row in rows):  # logs from before val_seconds was recorded
             header, rows = header[:-1], [row[:-1] for row in rows]
+        else:
+            rows = [row[:-1] + [row[-1] or "–"] for row in rows]
         out += ["Compute from each log's last values, mean over seeds (num_tokens as the trainer counts it; train "
                 "seconds include the validations' generation).", "", md_table(header, rows), ""]
     else:

@@ -256,10 +256,10 @@ def multi_seed(tmp_path, monkeypatch):
                          generation={"num_samples": 4, "temperature": 1.0, "max_new_tokens": 256})
         rows = [{"step": st, "loss": 1 / st, "num_tokens": 250 * st * s, "elapsed_s": st} for st in (1, 2, 3, 4)]
         rows[1]["val_accuracy"], rows[3]["val_accuracy"] = 0.3, 0.4 + 0.05 * s
-        rows[1]["val_seconds"], rows[3]["val_seconds"] = 2.0 * s, 5.0 * s
         rows.append({"step": 4, "compute_flops": 1e15 * s, "train_seconds": 100.0 * s})
-        for arm in ("grpo", "sft_more"):
-            (sd / f"{arm}_train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (sd / "sft_more_train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        rows[1]["val_seconds"], rows[3]["val_seconds"] = 2.0 * s, 5.0 * s  # grpo's log records its val time
+        (sd / "grpo_train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         (sd / "timings.json").write_text(json.dumps({"train_grpo": 10.0 * s}))
     return d
 
@@ -318,6 +318,7 @@ def test_study_report(multi_seed):
         "linear_equation test", "4", "2", "43.8%", "58.3%", "75.0%", "", ""]
     # compute: mean over seeds of the last values (flops 1e15 s, seconds 100 s, tokens 1000 s)
     assert table_row(text, "## Training", "(c) GRPO")[1:7] == ["3", "4", "2e+03", "2e+15", "200", "10"]
+    assert table_row(text, "## Training", "(b) SFT continued")[6] == "–"  # a log from before val_seconds
     assert table_row(text, "Stage wall-clock", "train_grpo")[1:] == ["3", "20"]
     for name in ("seed_accuracy.png", "trace_first_error.png", "passk.png", "learning_curves.png"):
         data = (multi_seed / name).read_bytes()
