@@ -94,6 +94,9 @@ def parse_args(argv=None):
     p.add_argument("--grpo-prompts", type=int, default=8, help="prompts per optimizer step")
     p.add_argument("--grpo-generations", type=int, default=8, help="completions per prompt")
     p.add_argument("--grpo-tokens", type=int, default=256, help="max completion tokens")
+    p.add_argument("--grpo-batch", type=int, default=None,
+                   help="completions per forward/backward micro-batch (default --grpo-generations: one prompt's group "
+                        "at a time); the SmolLM2 study trains 64 at a time (--grpo-batch 64)")
     p.add_argument("--grpo-steps", type=int, default=10, help="timed optimizer steps (median and spread reported)")
     p.add_argument("--eager-decode", action="store_true",
                    help="GRPO fast path: record the decode step uncompiled (grpo.py --compile_decode false)")
@@ -113,6 +116,9 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.eval_repeats < 1:
         p.error("--eval-repeats must be at least 1")
+    args.grpo_batch = args.grpo_batch or args.grpo_generations
+    if (args.grpo_prompts * args.grpo_generations) % args.grpo_batch:
+        p.error("--grpo-batch must divide --grpo-prompts x --grpo-generations (the completions of one step)")
     if not args.grpo_paths or set(args.grpo_paths.split(",")) - {"fast", "stock"}:
         p.error("--grpo-paths takes fast, stock or fast,stock")
     args.device = torch.device(args.device)
@@ -348,8 +354,8 @@ def grpo_trainer(args, tokenizer, lora, fast, output_dir):
     steps = args.warmup_steps + args.grpo_steps
     records = linear_records(args.grpo_prompts * steps, args.seed)
     training_args = grpo.GRPOArguments(
-        output_dir=output_dir, per_device_train_batch_size=args.grpo_generations,
-        num_generations=args.grpo_generations, gradient_accumulation_steps=args.grpo_prompts,
+        output_dir=output_dir, per_device_train_batch_size=args.grpo_batch, num_generations=args.grpo_generations,
+        gradient_accumulation_steps=args.grpo_prompts * args.grpo_generations // args.grpo_batch,
         max_completion_length=args.grpo_tokens, max_steps=steps, beta=args.grpo_beta, seed=args.seed,
         logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, use_vllm=False,
         bf16=args.dtype == torch.bfloat16, fp16=args.dtype == torch.float16)
@@ -377,9 +383,13 @@ def bench_grpo(args, tokenizer, floor, lora, fast):
         result = {"trainer": type(trainer).__name__, "step_s": round(statistics.median(seconds), 3),
                   "step_min_s": round(min(seconds), 3), "step_max_s": round(max(seconds), 3),
                   "steps_s": [round(s, 3) for s in seconds], "first_step_s": round(clock.ends[0][0] - clock.start, 2),
-                  "peak_gib": peak_gib(args.device), "trainable_params": trainable}
+                  "peak_gib": peak_gib(args.device), "trainable_params": trainable,
+                  "micro_batch": trainer.args.per_device_train_batch_size}
         rows = args.grpo_prompts * args.grpo_generations
         mean_len = statistics.mean(lengths[args.warmup_steps:] or lengths)
+        generate = [log["generate_seconds"] for log in clock.logs if "generate_seconds" in log]
+        if generate[args.warmup_steps:]:  # grpo.py's timing of the sampling: the rest is scoring and training
+            result["generate_s"] = round(statistics.median(generate[args.warmup_steps:]), 3)
         result["completion_tokens_per_s"] = round(rows * mean_len / result["step_s"], 1)
         if floor:
             prompt = statistics.mean(len(generation._encode(tokenizer, r["prompt"])) for r in records)
@@ -466,7 +476,8 @@ def table(results):
                         f"{r['completion_tokens_per_s']} | {r['peak_gib']} | {speed} | {seconds(r.get('floor_s'))} | "
                         f"{ratio} | "
                         f"{len(r['steps_s'])} steps, {r.get('step_min_s')}-{r.get('step_max_s')} s; first (incl. warm-up) "
-                        f"{r['first_step_s']} s |")
+                        f"{r['first_step_s']} s" + (f"; sampling {r['generate_s']} s/step" if "generate_s" in r else "")
+                        + " |")
     s = parts.get("sft", {})
     if "tokens_per_s" in s:
         ratio = f"{s['tokens_per_s'] / s['floor_tokens_per_s']:.2f}" if s["floor_tokens_per_s"] else "-"

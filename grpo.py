@@ -29,6 +29,7 @@ import importlib.util
 import os
 import shutil
 import sys
+import time
 import warnings
 from dataclasses import asdict, dataclass, field
 
@@ -319,12 +320,31 @@ def build_trainer(model, tokenizer, peft_config, script_args, training_args, tra
     if fast:
         trainer.compile_decode = script_args.compile_decode and trainer.accelerator.device.type == "cuda"
         trainer.compile_layers = script_args.compile_layers and trainer.accelerator.device.type == "cuda"
+    time_generation(trainer)
     # each token is generated (2N) and trained on (6N); a reference model adds one more forward
     flops_per_param = 8 + (2 if training_args.beta else 0)
     training.add_run_callbacks(trainer, script_args, flops_per_param, training_args.max_completion_length,
                                val_records, script_args.data)
     trainer.add_callback(NoSignalWarning(script_args.no_signal_warn_steps))
     return trainer
+
+
+def time_generation(trainer):
+    """Log each sampling's wall seconds as generate_seconds (TRL's profiling reaches only wandb/mlflow): the rest of
+    a step is scoring and training, so a slow step says which half to look at."""
+    generate, device = trainer._generate_single_turn, trainer.accelerator.device
+
+    def timed(*args, **kwargs):
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *_: None)
+        sync(device)
+        start = time.perf_counter()
+        result = generate(*args, **kwargs)
+        sync(device)
+        mode = "train" if trainer.model.training else "eval"
+        trainer._metrics[mode]["generate_seconds"].append(time.perf_counter() - start)
+        return result
+
+    trainer._generate_single_turn = timed
 
 
 def train(trainer, checkpoint=None):

@@ -90,11 +90,13 @@ PY
 watch)
     wait_study "${2:-540}"; pack
     ;;
-bench)  # the study's GRPO shape and precision: 16 prompts x 8 completions, 384 tokens, full fine-tuning, fp32 weights
-    # with TF32; grpo.py's default compiled decode (the study ran --compile_decode false); PARTS=grpo: that row alone
+bench)  # the study's GRPO shape and precision: 16 prompts x 8 completions trained 64 at a time, 384 tokens, full
+    # fine-tuning, fp32 weights with TF32; grpo.py's default compiled decode (the study ran --compile_decode false);
+    # PARTS=grpo: that row alone
     USE_UNSLOTH=0 timeout "${2:-450}" python3 bench.py --device cuda --model "$(python3 -c "import modeling
 print(modeling.smollm2_path())")" --dtype fp32 --tf32 --parts "${PARTS:-floor,eval,grpo}" \
-        --grpo-variants full --grpo-prompts 16 --grpo-generations 8 --grpo-tokens 384 --gsm8k-dir .gpu/gsm8k \
+        --grpo-variants full --grpo-prompts 16 --grpo-generations 8 --grpo-batch 64 --grpo-tokens 384 \
+        --gsm8k-dir .gpu/gsm8k \
         --out "$OUT/bench_smollm2.json" \
         > "$OUT/bench_smollm2.log" 2>&1
     echo "bench exit $? (124 = timeout)"; cat "$OUT/bench_smollm2.md" 2>/dev/null || tail -n 30 "$OUT/bench_smollm2.log"

@@ -41,6 +41,7 @@ def test_bench_cpu_smoke(tmp_path):
             assert pair[path]["step_s"] > 0 and pair[path]["completion_tokens_per_s"] > 0
             assert len(pair[path]["steps_s"]) == 2 and pair[path]["floor_s"] > 0
             assert pair[path]["step_min_s"] <= pair[path]["step_s"] <= pair[path]["step_max_s"]
+            assert 0 < pair[path]["generate_s"] < pair[path]["step_max_s"]  # grpo.py times the sampling
         assert pair["speedup"] > 0
     trainable = [saved["parts"][v]["fast"]["trainable_params"] for v in ("grpo_lora", "grpo_full")]
     assert trainable[0] < trainable[1]
@@ -56,8 +57,8 @@ def test_bench_runs_one_grpo_trainer_when_asked(tmp_path, capsys):
     try:
         bench.main(["--device", "cpu", "--model", "tiny", "--tokenizer", QWEN_TOKENIZER, "--parts", "grpo",
                     "--grpo-variants", "lora", "--grpo-paths", "stock", "--grpo-prompts", "2",
-                    "--grpo-generations", "2", "--grpo-tokens", "4", "--grpo-steps", "1", "--lora-r", "4", "--tf32",
-                    "--out", out])
+                    "--grpo-generations", "2", "--grpo-batch", "4", "--grpo-tokens", "4", "--grpo-steps", "1",
+                    "--lora-r", "4", "--tf32", "--out", out])
         assert torch.backends.cuda.matmul.allow_tf32  # the study's precision, as asked
     finally:
         torch.backends.cuda.matmul.allow_tf32 = False  # torch's defaults
@@ -66,9 +67,13 @@ def test_bench_runs_one_grpo_trainer_when_asked(tmp_path, capsys):
     pair = saved["parts"]["grpo_lora"]
     assert saved["meta"]["tf32"] is True
     assert pair.keys() == {"stock", "part_s"} and pair["stock"]["trainer"] == "GRPOTrainer"
+    assert pair["stock"]["micro_batch"] == 4  # --grpo-batch: both prompts' groups in one forward/backward
     with pytest.raises(SystemExit):
         bench.parse_args(["--grpo-paths", "fast,vllm"])
     assert "--grpo-paths takes fast, stock or fast,stock" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--grpo-prompts", "2", "--grpo-generations", "2", "--grpo-batch", "3"])
+    assert "--grpo-batch must divide" in capsys.readouterr().err
 
 def test_gpu_idle_is_charged_to_what_the_host_ran():
     """where_time_goes.py's GPU-idle attribution on hand-made intervals (ns): gaps between kernels count towards
