@@ -21,7 +21,7 @@ CUDA GPU with both installed; TRL's vLLM colocate mode when only vLLM is; TRL's 
 with --fast_generation generation.py's static-cache, CUDA-graphed decode on the live policy (bench.py measures it).
 
 The output dir holds the adapter, tokenizer, run_config.json, versions.json, train_log.jsonl (per step:
-rewards/<function>/mean, frac_reward_zero_std, completions/mean_length, kl, loss, val_accuracy ...),
+rewards/<function>/mean, frac_reward_zero_std, completions/mean_length, kl, loss, generate_seconds, val_accuracy ...),
 training_manifest.json and checkpoints for --resume. Every GRPOConfig / ModelConfig flag works: --help.
 """
 
