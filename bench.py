@@ -116,9 +116,10 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.eval_repeats < 1:
         p.error("--eval-repeats must be at least 1")
-    args.grpo_batch = args.grpo_batch or args.grpo_generations
-    if (args.grpo_prompts * args.grpo_generations) % args.grpo_batch:
-        p.error("--grpo-batch must divide --grpo-prompts x --grpo-generations (the completions of one step)")
+    args.grpo_batch = args.grpo_generations if args.grpo_batch is None else args.grpo_batch
+    if args.grpo_batch < 1 or (args.grpo_prompts * args.grpo_generations) % args.grpo_batch:
+        p.error("--grpo-batch must be positive and divide --grpo-prompts x --grpo-generations (one step's "
+                "completions)")
     if not args.grpo_paths or set(args.grpo_paths.split(",")) - {"fast", "stock"}:
         p.error("--grpo-paths takes fast, stock or fast,stock")
     args.device = torch.device(args.device)

@@ -58,7 +58,7 @@ def generate(model, tokenizer, prompts, *, max_new_tokens=MAX_NEW_TOKENS, num_sa
     "token_ids" (the generated ids, EOS included) with return_ids.
     temperature 0 is greedy. static_cache: True, False or "auto": static on CUDA when at least
     STATIC_MIN_STEPS decode steps are due, in eval or train mode (a validation callback's model mid-training
-    decodes as fast as an eval's; the static cache is no larger than the dynamic one at a batch's end).
+    decodes as fast as an eval's), except under a trainer's autocast over fp32 weights (see static_cache_applies).
     `decoder`: a StaticDecoder the caller keeps across calls (GRPO: one graph for the whole run; it must be
     at least `batch_size` wide and long enough for prompt + max_new_tokens); it overrides static_cache.
     The model's train/eval mode is restored afterwards.
@@ -83,7 +83,7 @@ def generate(model, tokenizer, prompts, *, max_new_tokens=MAX_NEW_TOKENS, num_sa
     batches = [rows[k:k + width] for k in range(0, len(rows), width)]
     # Decided for the whole run, before sharding, so every process decodes with the same shapes
     if static_cache == "auto":
-        static_cache = device.type == "cuda" and len(batches) * max_new_tokens >= STATIC_MIN_STEPS
+        static_cache = static_cache_applies(model, device, len(batches) * max_new_tokens)
     if shard:
         rank, world = shard
         owner = {}  # a prompt belongs to the process of the batch holding its first row
@@ -123,6 +123,14 @@ def generate(model, tokenizer, prompts, *, max_new_tokens=MAX_NEW_TOKENS, num_sa
         model.train(was_training)
         if own_decoder:
             decoder.release()
+
+
+def static_cache_applies(model, device, decode_steps):
+    """static_cache="auto": on CUDA, for at least STATIC_MIN_STEPS decode steps, and not for a model whose forward
+    accelerate runs under autocast (a trainer's, with bf16/fp16 on) while its weights are fp32: keys then come out
+    of the rotary embedding in fp32 and values in the autocast dtype, and HF's StaticCache holds one dtype."""
+    autocast_over_fp32 = "_original_forward" in vars(model) and getattr(model, "dtype", None) == torch.float32
+    return device.type == "cuda" and decode_steps >= STATIC_MIN_STEPS and not autocast_over_fp32
 
 
 def generate_all(model, tokenizer, prompts, **kwargs):

@@ -330,8 +330,9 @@ def build_trainer(model, tokenizer, peft_config, script_args, training_args, tra
 
 
 def time_generation(trainer):
-    """Log each sampling's wall seconds as generate_seconds (TRL's profiling reaches only wandb/mlflow): the rest of
-    a step is scoring and training, so a slow step says which half to look at."""
+    """Log the sampling's wall seconds as generate_seconds (TRL's profiling reaches only wandb/mlflow): the rest of
+    a step is scoring and training, so a slow step says which half to look at. Through TRL's log_metric, so it is
+    averaged over processes and over the sampling calls of a logging step (one per optimizer step here)."""
     generate, device = trainer._generate_single_turn, trainer.accelerator.device
 
     def timed(*args, **kwargs):
@@ -340,8 +341,7 @@ def time_generation(trainer):
         start = time.perf_counter()
         result = generate(*args, **kwargs)
         sync(device)
-        mode = "train" if trainer.model.training else "eval"
-        trainer._metrics[mode]["generate_seconds"].append(time.perf_counter() - start)
+        trainer._log_metric("generate_seconds", time.perf_counter() - start)
         return result
 
     trainer._generate_single_turn = timed

@@ -16,7 +16,8 @@
 #                                                       # (issue 25's <= 3 min target), then the test eval
 #     bash runbooks/study_small_h200.sh bench [S]       # after launch (the GGUF joined), once study.py has ended:
 #                                                       # bench.py's SmolLM2 rows (eval, GRPO fast vs stock), S s at most
-# Every call packs the results and the stage logs into $OUT/small.tgz, so a lost machine loses no finished run.
+# Every launch/watch call packs the results and the stage logs into $OUT/small.tgz (sft_target: target.tgz; bench:
+# its JSON, markdown and log), so a lost machine loses no finished run.
 # Results go to outputs/small/results (git-ignored): the device tool's tree sync deletes untracked files under
 # results/ at each call (it did on 2026-12-03). Unpack here and move outputs/small/results/seed<N> to
 # results/small/. study.py starts the primary contrasts' stages first, so a lease that runs out leaves those.
@@ -25,7 +26,7 @@
 # 40 stages do not fit one lease: split them (the arms from S0 with their evals, then ARMS=grpo_base,sft_n10000,
 # sft_n20000).
 set -uo pipefail
-PART=${1:?smoke, first, launch or watch}
+PART=${1:?smoke, first, launch, watch, sft_target or bench}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" /tmp/parts
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 OMP_NUM_THREADS=2
@@ -100,20 +101,22 @@ sft_target)  # carry the last part (as launch): issue 25's SFT target alone on t
     # 20,000 items, no gradient checkpointing, no validation in the loop; BF16=true for bf16 mixed precision (the
     # study trains fp32 with TF32); then the 1000-item test, greedy, fp32. Results and logs in $OUT/target.tgz
     join_gguf || exit 1
-    mkdir -p outputs/target/results
+    name=sft_n20000_bf16_${BF16:-false}; dir=outputs/target
+    mkdir -p $dir/results
+    trap 'cp $dir/$name/*.json* $dir/results/ 2>/dev/null; tar czf "$OUT/target.tgz" $dir/results $dir/*.log' EXIT
     read_config() { python3 -c "import yaml; print(yaml.safe_load(open('configs/study_small.yaml'))['$1'])"; }
-    python3 data.py $(read_config data) --out outputs/target/data.json > outputs/target/data.log 2>&1 || exit 1
-    name=sft_n20000_bf16_${BF16:-false}
-    # shellcheck disable=SC2046  # the config's flags, split as a shell would
+    data_flags=$(read_config data) && s0_flags=$(read_config s0) || exit 1
+    # shellcheck disable=SC2086  # the config's flags, split as a shell would (none holds a space)
+    python3 data.py $data_flags --out $dir/data.json > $dir/data.log 2>&1 || exit 1
+    # shellcheck disable=SC2086
     timeout "${2:-420}" python3 sft.py --model_name_or_path smollm2-135m --use_peft false --seed 1 \
-        --data outputs/target/data.json --output_dir "outputs/target/$name" $(read_config s0) --train_slice 0:20000 \
-        --gradient_checkpointing false --val_steps 0 --bf16 "${BF16:-false}" > "outputs/target/$name.log" 2>&1
-    echo "sft exit $?"; cp "outputs/target/$name/train_log.jsonl" "outputs/target/results/${name}_train_log.jsonl"
-    timeout 120 python3 linear_equation_eval.py --model "outputs/target/$name" --name "$name" --data \
-        outputs/target/data.json --out outputs/target/results --dtype fp32 --max-new-tokens 384 --split test \
-        >> "outputs/target/$name.log" 2>&1
-    echo "eval exit $?"; tail -n 3 "outputs/target/results/${name}_train_log.jsonl"; tail -n 4 "outputs/target/$name.log"
-    tar czf "$OUT/target.tgz" outputs/target/results outputs/target/*.log
+        --data $dir/data.json --output_dir "$dir/$name" $s0_flags --train_slice 0:20000 \
+        --gradient_checkpointing false --val_steps 0 --bf16 "${BF16:-false}" > "$dir/$name.log" 2>&1
+    status=$?; echo "sft exit $status"; tail -n 2 "$dir/$name/train_log.jsonl"
+    [ $status -eq 0 ] || exit $status
+    timeout 150 python3 linear_equation_eval.py --model "$dir/$name" --name "$name" --data $dir/data.json \
+        --out $dir/results --dtype fp32 --max-new-tokens 384 --split test >> "$dir/$name.log" 2>&1
+    status=$?; echo "eval exit $status"; tail -n 4 "$dir/$name.log"; exit $status
     ;;
 bench)  # the study's GRPO shape and precision: 16 prompts x 8 completions trained 64 at a time, 384 tokens, full
     # fine-tuning, fp32 weights with TF32; grpo.py's default compiled decode (the study ran --compile_decode false);

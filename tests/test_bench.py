@@ -73,7 +73,10 @@ def test_bench_runs_one_grpo_trainer_when_asked(tmp_path, capsys):
     assert "--grpo-paths takes fast, stock or fast,stock" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         bench.parse_args(["--grpo-prompts", "2", "--grpo-generations", "2", "--grpo-batch", "3"])
-    assert "--grpo-batch must divide" in capsys.readouterr().err
+    assert "--grpo-batch must be positive and divide" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--grpo-batch", "0"])
+    assert "--grpo-batch must be positive" in capsys.readouterr().err
 
 def test_gpu_idle_is_charged_to_what_the_host_ran():
     """where_time_goes.py's GPU-idle attribution on hand-made intervals (ns): gaps between kernels count towards

@@ -478,3 +478,21 @@ def test_shards_split_the_prompts_and_greedy_ones_equal_the_whole_run(lively, nu
     assert sorted(merged) == list(range(len(prompts))) and all(len(o) == num_samples for o in merged.values())
     if temperature == 0:
         assert [merged[i] for i in range(len(prompts))] == whole
+
+
+def test_static_cache_auto_rule():
+    """Static on CUDA for long enough decodes, in train mode too, but not under a trainer's autocast over fp32
+    weights (two dtypes in one cache); the rule is pure, so CUDA is named, not needed."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=16, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1))
+    cuda, cpu, steps = torch.device("cuda"), torch.device("cpu"), generation.STATIC_MIN_STEPS
+    model.train()
+    assert generation.static_cache_applies(model, cuda, steps)  # a validation callback's model mid-training
+    assert not generation.static_cache_applies(model, cuda, steps - 1)
+    assert not generation.static_cache_applies(model, cpu, steps)
+    model._original_forward = model.forward  # what accelerate sets when it wraps forward in autocast (bf16/fp16)
+    assert not generation.static_cache_applies(model, cuda, steps)
+    model.to(torch.bfloat16)  # bf16 weights under bf16 autocast: one dtype
+    assert generation.static_cache_applies(model, cuda, steps)
