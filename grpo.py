@@ -334,13 +334,13 @@ def time_generation(trainer):
     a step is scoring and training, so a slow step says which half to look at. Through TRL's log_metric, so it is
     averaged over processes and over the sampling calls of a logging step (one per optimizer step here)."""
     generate, device = trainer._generate_single_turn, trainer.accelerator.device
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
     def timed(*args, **kwargs):
-        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *_: None)
-        sync(device)
+        sync()
         start = time.perf_counter()
         result = generate(*args, **kwargs)
-        sync(device)
+        sync()
         trainer._log_metric("generate_seconds", time.perf_counter() - start)
         return result
 
